@@ -1,0 +1,47 @@
+# mlm-course: two commands do everything.
+#   make book   set up .venv and build the HTML book into _build/html
+#   make test   set up .venv and run lint, unit tests, doctests and strict nbval
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: env book test lint format lab clean bench
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlm-course)" >/dev/null
+	touch $(STAMP)
+
+book: env
+	$(BIN)/jupyter-book build . -W --keep-going
+
+test: env
+	$(BIN)/ruff check .
+	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check mlm_lessons tests
+
+format: env
+	$(BIN)/ruff format mlm_lessons tests
+	$(BIN)/ruff check --fix .
+
+lab: env
+	$(BIN)/jupyter lab --notebook-dir=book
+
+bench: env
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -exec rm -rf {} +

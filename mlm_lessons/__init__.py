@@ -1,0 +1,37 @@
+"""mlm_lessons: multilevel (mixed-effects) models for the mlm-course book.
+
+Every function takes a long-format data frame and the names of its columns, so it works on
+any two-level data set, not only the course's.
+"""
+
+from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
+from mlm_lessons.data import data_dir, list_datasets, load_dataset
+from mlm_lessons.models import (
+    MixedFit,
+    fit_full_model,
+    fit_mixed,
+    fit_null,
+    fit_random_coefficient,
+    fit_random_intercept,
+)
+from mlm_lessons.prepare import add_group_mean, center, group_means
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundaryWarning",
+    "ConvergenceWarning",
+    "MLMWarning",
+    "MixedFit",
+    "add_group_mean",
+    "center",
+    "data_dir",
+    "fit_full_model",
+    "fit_mixed",
+    "fit_null",
+    "fit_random_coefficient",
+    "fit_random_intercept",
+    "group_means",
+    "list_datasets",
+    "load_dataset",
+]
