@@ -15,6 +15,16 @@ from mlm_lessons.models import (
     fit_random_coefficient,
     fit_random_intercept,
 )
+from mlm_lessons.plots import (
+    plot_caterpillar,
+    plot_fitted_lines,
+    plot_group_means,
+    plot_icc_curves,
+    plot_proposition,
+    plot_shrinkage,
+    plot_spaghetti,
+    plot_within_spread,
+)
 from mlm_lessons.prepare import add_group_mean, center, group_means
 
 __version__ = "0.1.0"
@@ -36,4 +46,12 @@ __all__ = [
     "group_means",
     "list_datasets",
     "load_dataset",
+    "plot_caterpillar",
+    "plot_fitted_lines",
+    "plot_group_means",
+    "plot_icc_curves",
+    "plot_proposition",
+    "plot_shrinkage",
+    "plot_spaghetti",
+    "plot_within_spread",
 ]
