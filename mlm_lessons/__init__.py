@@ -6,7 +6,7 @@ any two-level data set, not only the course's.
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
-from mlm_lessons.engines import compare_with_statsmodels
+from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
 from mlm_lessons.models import (
     MixedFit,
     fit_full_model,
@@ -36,6 +36,7 @@ __all__ = [
     "MixedFit",
     "add_group_mean",
     "center",
+    "compare_with_published",
     "compare_with_statsmodels",
     "data_dir",
     "fit_full_model",
