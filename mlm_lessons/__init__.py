@@ -7,6 +7,14 @@ any two-level data set, not only the course's.
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
 from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
+from mlm_lessons.matrices import (
+    GLSResult,
+    design_matrices,
+    gls_fixed_effects,
+    loglik_at,
+    marginal_loglik,
+    model_matrices,
+)
 from mlm_lessons.models import (
     MixedFit,
     fit_full_model,
@@ -32,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BoundaryWarning",
     "ConvergenceWarning",
+    "GLSResult",
     "MLMWarning",
     "MixedFit",
     "add_group_mean",
@@ -39,14 +48,19 @@ __all__ = [
     "compare_with_published",
     "compare_with_statsmodels",
     "data_dir",
+    "design_matrices",
     "fit_full_model",
     "fit_mixed",
     "fit_null",
     "fit_random_coefficient",
     "fit_random_intercept",
+    "gls_fixed_effects",
     "group_means",
     "list_datasets",
     "load_dataset",
+    "loglik_at",
+    "marginal_loglik",
+    "model_matrices",
     "plot_caterpillar",
     "plot_fitted_lines",
     "plot_group_means",
