@@ -5,7 +5,16 @@ any two-level data set, not only the course's.
 """
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
+from mlm_lessons.centering import within_between
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
+from mlm_lessons.diagnostics import (
+    GroupInfluence,
+    group_residual_sd,
+    influence_groups,
+    plot_qq,
+    plot_residuals,
+    residual_table,
+)
 from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
 from mlm_lessons.matrices import (
     GLSResult,
@@ -41,6 +50,7 @@ __all__ = [
     "BoundaryWarning",
     "ConvergenceWarning",
     "GLSResult",
+    "GroupInfluence",
     "MLMWarning",
     "MixedFit",
     "add_group_mean",
@@ -56,6 +66,8 @@ __all__ = [
     "fit_random_intercept",
     "gls_fixed_effects",
     "group_means",
+    "group_residual_sd",
+    "influence_groups",
     "list_datasets",
     "load_dataset",
     "loglik_at",
@@ -66,7 +78,11 @@ __all__ = [
     "plot_group_means",
     "plot_icc_curves",
     "plot_proposition",
+    "plot_qq",
+    "plot_residuals",
     "plot_shrinkage",
     "plot_spaghetti",
     "plot_within_spread",
+    "residual_table",
+    "within_between",
 ]

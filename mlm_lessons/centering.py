@@ -1,0 +1,153 @@
+"""Within-group, between-group and contextual effects of a level-1 predictor.
+
+A level-1 predictor :math:`x_{ij}` varies both within and between groups. Splitting it into
+the group-mean-centred part :math:`x_{ij} - \\bar x_{\\cdot j}` and the group mean
+:math:`\\bar x_{\\cdot j}` gives each source of variation its own slope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mlm_lessons._checks import check_columns, check_frame, check_no_missing, check_numeric
+from mlm_lessons.models import fit_mixed
+
+__all__ = ["within_between"]
+
+
+def within_between(
+    data: pd.DataFrame,
+    outcome: str,
+    predictor: str,
+    group: str,
+    *,
+    group_mean: str | None = None,
+    covariates: Sequence[str] = (),
+    method: str = "REML",
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    r"""Within, between and contextual effects of a level-1 predictor, with standard errors.
+
+    Fits the random-intercept model
+
+    .. math:: y_{ij} = \gamma_{00} + \gamma_W (x_{ij} - \bar x_{\cdot j})
+              + \gamma_B \bar m_j + \dots + u_{0j} + \varepsilon_{ij}
+
+    and reports :math:`\gamma_W` (within), :math:`\gamma_B` (between) and the contextual
+    effect :math:`\gamma_B - \gamma_W`.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long format, one row per level-1 unit. Not modified.
+    outcome, predictor, group : str
+        Column names of the outcome, the level-1 predictor and the level-2 identifier.
+    group_mean : str, optional
+        Column holding a group-level mean :math:`m_j` to use as the between-group
+        predictor (e.g. one computed from a larger sample). Default: the sample mean of
+        ``predictor`` in each group, which makes the within and between parts orthogonal.
+    covariates : sequence of str, default ()
+        Further fixed effects (column names or patsy terms) added to the model.
+    method : {"REML", "ML"}, default "REML"
+    conf_level : float, default 0.95
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``within``, ``between``, ``contextual``; columns ``effect, term, estimate,
+        std_error, statistic, p_value, ci_low, ci_high`` (``term`` names the model
+        coefficient, or ``between - within``). Wald z statistics and intervals.
+
+    Raises
+    ------
+    KeyError
+        If a column is not in ``data``.
+    TypeError
+        If the predictor or ``group_mean`` is not numeric.
+    ValueError
+        If ``predictor`` or ``group_mean`` has missing values, or the model cannot be
+        fitted (see :func:`~mlm_lessons.fit_mixed`).
+
+    Notes
+    -----
+    With the sample group mean, the model with :math:`x_{ij}` in place of the centred
+    predictor is the same model re-parameterised: its coefficient of :math:`x_{ij}` is
+    :math:`\gamma_W` and its coefficient of :math:`\bar x_{\cdot j}` is the contextual
+    effect :math:`\gamma_B - \gamma_W` (Raudenbush and Bryk 2002, sec. 5.2). Its standard
+    error is :math:`\sqrt{v_{BB} + v_{WW} - 2 v_{BW}}` from the covariance matrix of the
+    estimates; it equals the standard error of that direct fit. Validated against lme4
+    (``tests/reference``: ``hsb_contextual`` and ``hsb_contextual_ses``).
+
+    References
+    ----------
+    Raudenbush, S. W. and Bryk, A. S. (2002). *Hierarchical Linear Models*, 2nd ed.
+    Sage.
+
+    Enders, C. K. and Tofighi, D. (2007). Centering predictor variables in cross-sectional
+    multilevel models: a new look at an old issue. *Psychological Methods* 12(2), 121-138.
+
+    Examples
+    --------
+    >>> import mlm_lessons as mlm
+    >>> hsb = mlm.load_dataset("hsb")
+    >>> wb = mlm.within_between(hsb, "mathach", "ses", "school")
+    >>> wb[["effect", "estimate", "std_error"]].round(3)
+           effect  estimate  std_error
+    0      within     2.191      0.109
+    1     between     5.866      0.362
+    2  contextual     3.675      0.378
+    """
+    check_frame(data)
+    check_columns(data, [outcome, predictor, group])
+    check_numeric(data, predictor, role="predictor")
+    check_no_missing(data, [predictor])
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    covariates = list(covariates)
+    work = data.copy()
+    base = f"{predictor}__"
+    within_name, mean_name = f"{base}within", f"{base}mean"
+    means = work.groupby(group, sort=False, observed=True)[predictor].transform("mean")
+    work[within_name] = work[predictor] - means
+    if group_mean is None:
+        work[mean_name] = means
+    else:
+        check_columns(data, [group_mean], role="group_mean column")
+        check_numeric(data, group_mean, role="group_mean column")
+        check_no_missing(data, [group_mean])
+        work[mean_name] = work[group_mean]
+    rhs = " + ".join([within_name, mean_name, *covariates])
+    fit = fit_mixed(work, f"{outcome} ~ {rhs}", group, method=method, conf_level=conf_level)
+    est = fit.params
+    cov = fit.vcov()
+    w, b = est[within_name], est[mean_name]
+    v = np.array(
+        [
+            cov.loc[within_name, within_name],
+            cov.loc[mean_name, mean_name],
+            cov.loc[within_name, within_name]
+            + cov.loc[mean_name, mean_name]
+            - 2 * cov.loc[within_name, mean_name],
+        ]
+    )
+    estimate = np.array([w, b, b - w])
+    se = np.sqrt(v)
+    z = estimate / se
+    crit = stats.norm.ppf(0.5 + conf_level / 2)
+    between_term = group_mean if group_mean is not None else f"mean({predictor})"
+    return pd.DataFrame(
+        {
+            "effect": ["within", "between", "contextual"],
+            "term": [f"{predictor} - mean({predictor})", between_term, "between - within"],
+            "estimate": estimate,
+            "std_error": se,
+            "statistic": z,
+            "p_value": 2 * stats.norm.sf(np.abs(z)),
+            "ci_low": estimate - crit * se,
+            "ci_high": estimate + crit * se,
+        }
+    )
