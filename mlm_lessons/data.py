@@ -70,6 +70,33 @@ def _build_sleepstudy(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "days", "reaction"]]
 
 
+def _build_egsingle(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["egsingle.csv"].copy()
+    out["schoolid"] = out["schoolid"].astype(str)
+    out["childid"] = out["childid"].astype(str)
+    out["female"] = (out["female"] == "Female").astype("int64")
+    cols = ["schoolid", "childid", "year", "grade", "math", "retained", "female", "black",
+            "hispanic", "size", "lowinc", "mobility"]
+    return out[cols]
+
+
+def _build_contraception(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["contraception.csv"].copy()
+    out["woman"] = out["woman"].astype(str)
+    out["district"] = out["district"].astype(str)
+    out["use"] = (out["use"] == "Y").astype("int64")
+    out["urban"] = (out["urban"] == "Y").astype("int64")
+    out["livch"] = pd.Categorical(out["livch"].astype(str), categories=["0", "1", "2", "3+"])
+    return out[["woman", "district", "use", "age", "livch", "urban"]]
+
+
+def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = _snake(raw["orthodont.csv"])
+    out["female"] = (out["sex"] == "Female").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"], categories=["Male", "Female"])
+    return out[["subject", "age", "distance", "sex", "female"]]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -93,6 +120,30 @@ _DATASETS: dict[str, _Spec] = {
         "day",
         "subject",
         _build_sleepstudy,
+    ),
+    "egsingle": _Spec(
+        "Mathematics scores of 1721 Chicago pupils in 60 schools, measured in up to six "
+        "school years (three levels: years within children within schools)",
+        ("egsingle.csv",),
+        "year",
+        "child",
+        _build_egsingle,
+    ),
+    "contraception": _Spec(
+        "Contraceptive use (0/1) of 1934 women in 60 districts of Bangladesh, 1988 "
+        "Fertility Survey (binary outcome)",
+        ("contraception.csv",),
+        "woman",
+        "district",
+        _build_contraception,
+    ),
+    "orthodont": _Spec(
+        "Distance (mm) from the pituitary to the pterygomaxillary fissure of 27 children, "
+        "measured at ages 8, 10, 12 and 14 (Potthoff & Roy 1964)",
+        ("orthodont.csv",),
+        "age",
+        "subject",
+        _build_orthodont,
     ),
 }
 
@@ -182,7 +233,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     ----------
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
-        school's variables), ``"hsb_schools"`` or ``"sleepstudy"``.
+        school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
+        ``"contraception"`` or ``"orthodont"``. ``data/README.md`` is the codebook.
 
     Returns
     -------
