@@ -5,7 +5,7 @@ any two-level data set, not only the course's.
 """
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
-from mlm_lessons.centering import within_between
+from mlm_lessons.centering import plot_within_between, within_between
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
 from mlm_lessons.diagnostics import (
     GroupInfluence,
@@ -82,6 +82,7 @@ __all__ = [
     "plot_residuals",
     "plot_shrinkage",
     "plot_spaghetti",
+    "plot_within_between",
     "plot_within_spread",
     "residual_table",
     "within_between",

@@ -16,7 +16,7 @@ from scipy import stats
 from mlm_lessons._checks import check_columns, check_frame, check_no_missing, check_numeric
 from mlm_lessons.models import fit_mixed
 
-__all__ = ["within_between"]
+__all__ = ["plot_within_between", "within_between"]
 
 
 def within_between(
@@ -101,27 +101,9 @@ def within_between(
     1     between     5.866      0.362
     2  contextual     3.675      0.378
     """
-    check_frame(data)
-    check_columns(data, [outcome, predictor, group])
-    check_numeric(data, predictor, role="predictor")
-    check_no_missing(data, [predictor])
-    if isinstance(covariates, str):
-        covariates = [covariates]
-    covariates = list(covariates)
-    work = data.copy()
-    base = f"{predictor}__"
-    within_name, mean_name = f"{base}within", f"{base}mean"
-    means = work.groupby(group, sort=False, observed=True)[predictor].transform("mean")
-    work[within_name] = work[predictor] - means
-    if group_mean is None:
-        work[mean_name] = means
-    else:
-        check_columns(data, [group_mean], role="group_mean column")
-        check_numeric(data, group_mean, role="group_mean column")
-        check_no_missing(data, [group_mean])
-        work[mean_name] = work[group_mean]
-    rhs = " + ".join([within_name, mean_name, *covariates])
-    fit = fit_mixed(work, f"{outcome} ~ {rhs}", group, method=method, conf_level=conf_level)
+    fit, within_name, mean_name = _fit_within_between(
+        data, outcome, predictor, group, group_mean, covariates, method, conf_level
+    )
     est = fit.params
     cov = fit.vcov()
     w, b = est[within_name], est[mean_name]
@@ -151,3 +133,122 @@ def within_between(
             "ci_high": estimate + crit * se,
         }
     )
+
+
+def _fit_within_between(data, outcome, predictor, group, group_mean, covariates, method,
+                        conf_level):
+    """Fit ``outcome ~ (x - group mean) + group mean + covariates`` with a random intercept."""
+    check_frame(data)
+    check_columns(data, [outcome, predictor, group])
+    check_numeric(data, predictor, role="predictor")
+    check_no_missing(data, [predictor])
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    covariates = list(covariates)
+    work = data.copy()
+    base = f"{predictor}__"
+    within_name, mean_name = f"{base}within", f"{base}mean"
+    means = work.groupby(group, sort=False, observed=True)[predictor].transform("mean")
+    work[within_name] = work[predictor] - means
+    if group_mean is None:
+        work[mean_name] = means
+    else:
+        check_columns(data, [group_mean], role="group_mean column")
+        check_numeric(data, group_mean, role="group_mean column")
+        check_no_missing(data, [group_mean])
+        work[mean_name] = work[group_mean]
+    rhs = " + ".join([within_name, mean_name, *covariates])
+    fit = fit_mixed(work, f"{outcome} ~ {rhs}", group, method=method, conf_level=conf_level)
+    return fit, within_name, mean_name
+
+
+def plot_within_between(
+    data: pd.DataFrame,
+    outcome: str,
+    predictor: str,
+    group: str,
+    *,
+    n_groups: int | None = None,
+    seed: int = 0,
+    ax=None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+):
+    r"""Group means with the between-group line and each group's within-group line.
+
+    Fits the model of :func:`within_between` (sample group means) and draws: each group's
+    mean of ``outcome`` against its mean of ``predictor`` (points); the between-group line
+    :math:`\hat\gamma_{00} + \hat\gamma_B \bar x` (bold); and, over each group's observed
+    range of ``predictor``, its fitted line with the within-group slope
+    :math:`\hat\gamma_W` (thin), through the group's conditional fitted value at its mean.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+    outcome, predictor, group : str
+    n_groups : int, optional
+        Number of within-group lines drawn (a seeded random sample); all when omitted.
+        Every group mean is drawn.
+    seed : int, default 0
+    ax : matplotlib.axes.Axes, optional
+    xlabel, ylabel : str, optional
+        Axis labels (default: the column names).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`within_between`; ``ValueError`` also for a bad ``n_groups``.
+
+    Examples
+    --------
+    >>> import mlm_lessons as mlm
+    >>> ax = mlm.plot_within_between(mlm.load_dataset("hsb"), "mathach", "ses", "school",
+    ...                              n_groups=20)
+    >>> len(ax.lines)  # 20 within-group lines and the between line
+    21
+    """
+    import matplotlib.pyplot as plt
+
+    from mlm_lessons.plots import PALETTE
+
+    if n_groups is not None and (
+        not isinstance(n_groups, (int, np.integer)) or isinstance(n_groups, bool)
+        or n_groups < 1
+    ):
+        raise ValueError(f"n_groups must be a positive integer or None, not {n_groups!r}")
+    fit, within_name, mean_name = _fit_within_between(
+        data, outcome, predictor, group, None, [], "REML", 0.95
+    )
+    work = fit._data
+    gamma = fit.params
+    u = fit.random_effects().set_index("group")["estimate"]
+    summary = work.groupby(group, sort=False, observed=True).agg(
+        x_mean=(predictor, "mean"), y_mean=(outcome, "mean"),
+        x_min=(predictor, "min"), x_max=(predictor, "max"),
+    )
+    chosen = list(summary.index)
+    if n_groups is not None and n_groups < len(chosen):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(chosen), size=n_groups, replace=False))
+        chosen = [chosen[i] for i in keep]
+    if ax is None:
+        _, ax = plt.subplots()
+    for k, g in enumerate(chosen):
+        row = summary.loc[g]
+        centre = gamma["Intercept"] + gamma[mean_name] * row["x_mean"] + u[g]
+        xs = np.array([row["x_min"], row["x_max"]])
+        ax.plot(xs, centre + gamma[within_name] * (xs - row["x_mean"]), color=PALETTE[1],
+                lw=0.8, alpha=0.7, label="within-group lines" if k == 0 else None)
+    ax.scatter(summary["x_mean"], summary["y_mean"], s=14, color=PALETTE[0], zorder=3,
+               label="group means")
+    xs = np.array([summary["x_mean"].min(), summary["x_mean"].max()])
+    ax.plot(xs, gamma["Intercept"] + gamma[mean_name] * xs, color=PALETTE[5], lw=2.5,
+            label="between-group line", zorder=4)
+    ax.set_xlabel(xlabel or predictor)
+    ax.set_ylabel(ylabel or outcome)
+    ax.legend()
+    return ax

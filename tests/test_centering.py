@@ -101,3 +101,23 @@ def test_bad_input_messages(hsb):
     bad = hsb.assign(ses=hsb["ses"].where(hsb.index > 2))
     with pytest.raises(ValueError, match="'ses' has 3 missing"):
         mlm.within_between(bad, "mathach", "ses", "school")
+
+
+def test_plot_within_between_draws_the_model(hsb):
+    import matplotlib.pyplot as plt
+
+    wb = mlm.within_between(hsb, "mathach", "ses", "school").set_index("effect")
+    ax = mlm.plot_within_between(hsb, "mathach", "ses", "school", n_groups=15, seed=1)
+    *within, between = ax.lines
+    assert len(within) == 15
+    for line in within:
+        x, y = line.get_xdata(), line.get_ydata()
+        assert_allclose((y[1] - y[0]) / (x[1] - x[0]), wb.loc["within", "estimate"], rtol=1e-8)
+    x, y = between.get_xdata(), between.get_ydata()
+    assert_allclose((y[1] - y[0]) / (x[1] - x[0]), wb.loc["between", "estimate"], rtol=1e-8)
+    # the points are the school means (closed form: pandas groupby)
+    means = hsb.groupby("school", sort=False)[["ses", "mathach"]].mean()
+    assert_allclose(ax.collections[0].get_offsets(), means.to_numpy())
+    with pytest.raises(ValueError, match="n_groups must be a positive integer"):
+        mlm.plot_within_between(hsb, "mathach", "ses", "school", n_groups=0)
+    plt.close("all")
