@@ -7,6 +7,7 @@ any two-level data set, not only the course's.
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
 from mlm_lessons.centering import plot_within_between, within_between
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
+from mlm_lessons.describe import cluster_sizes, describe_levels, variable_levels
 from mlm_lessons.diagnostics import (
     GroupInfluence,
     group_residual_sd,
@@ -55,9 +56,11 @@ __all__ = [
     "MixedFit",
     "add_group_mean",
     "center",
+    "cluster_sizes",
     "compare_with_published",
     "compare_with_statsmodels",
     "data_dir",
+    "describe_levels",
     "design_matrices",
     "fit_full_model",
     "fit_mixed",
@@ -85,5 +88,6 @@ __all__ = [
     "plot_within_between",
     "plot_within_spread",
     "residual_table",
+    "variable_levels",
     "within_between",
 ]
