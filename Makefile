@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: env book test lint format lab clean bench
+.PHONY: env book test lint format lab clean bench handouts student
 
 env: $(STAMP)
 
@@ -38,6 +38,12 @@ format: env
 
 lab: env
 	$(BIN)/jupyter lab --notebook-dir=book
+
+handouts: env
+	$(BIN)/python scripts/build_handouts.py
+
+student: env
+	$(BIN)/python scripts/make_student.py
 
 bench: env
 	$(BIN)/python benchmarks/run.py
