@@ -6,6 +6,7 @@ any two-level data set, not only the course's.
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
 from mlm_lessons.centering import plot_within_between, within_between
+from mlm_lessons.compare import compare_approaches, per_group_slopes
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
 from mlm_lessons.describe import cluster_sizes, describe_levels, variable_levels
 from mlm_lessons.diagnostics import (
@@ -44,6 +45,7 @@ from mlm_lessons.plots import (
     plot_within_spread,
 )
 from mlm_lessons.prepare import add_group_mean, center, group_means
+from mlm_lessons.simulate import coverage_study, simulate_two_level
 
 __version__ = "0.1.0"
 
@@ -57,8 +59,10 @@ __all__ = [
     "add_group_mean",
     "center",
     "cluster_sizes",
+    "compare_approaches",
     "compare_with_published",
     "compare_with_statsmodels",
+    "coverage_study",
     "data_dir",
     "describe_levels",
     "design_matrices",
@@ -76,6 +80,7 @@ __all__ = [
     "loglik_at",
     "marginal_loglik",
     "model_matrices",
+    "per_group_slopes",
     "plot_caterpillar",
     "plot_fitted_lines",
     "plot_group_means",
@@ -88,6 +93,7 @@ __all__ = [
     "plot_within_between",
     "plot_within_spread",
     "residual_table",
+    "simulate_two_level",
     "variable_levels",
     "within_between",
 ]
