@@ -46,6 +46,7 @@ from mlm_lessons.plots import (
 )
 from mlm_lessons.prepare import add_group_mean, center, group_means
 from mlm_lessons.simulate import coverage_study, simulate_two_level
+from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "GroupInfluence",
     "MLMWarning",
     "MixedFit",
+    "ThreeLevelFit",
     "add_group_mean",
     "center",
     "cluster_sizes",
@@ -71,6 +73,7 @@ __all__ = [
     "fit_null",
     "fit_random_coefficient",
     "fit_random_intercept",
+    "fit_three_level",
     "gls_fixed_effects",
     "group_means",
     "group_residual_sd",

@@ -307,22 +307,31 @@ def _gradient_hessian(f, x: np.ndarray, bounds, h: float = 1e-4):
 
 
 def optimize_theta(st: Stats, start: np.ndarray, reml: bool, diagonal: bool) -> Optimum:
-    """Minimise the profiled deviance over theta; try a second optimizer when the first fails.
+    """Minimise the two-level profiled deviance over theta (see :func:`minimize_deviance`)."""
+    q = st.q
+    return minimize_deviance(
+        lambda t: deviance(t, st, reml, diagonal),
+        start,
+        lower_bounds(q, diagonal),
+        np.ones(q) if diagonal else theta_from_lambda(np.eye(q), False),
+    )
 
-    1. L-BFGS-B (bounded quasi-Newton, finite-difference gradient) from the moment start.
+
+def minimize_deviance(fun, start: np.ndarray, bounds, identity: np.ndarray) -> Optimum:
+    """Minimise a profiled deviance over theta; try other optimizers when the first fails.
+
+    1. L-BFGS-B (bounded quasi-Newton, central-difference gradient) from ``start``.
     2. If the scaled gradient check fails, Nelder-Mead then L-BFGS-B from the best point, and
-       L-BFGS-B from lme4's default start (Lambda = I). The best deviance wins.
+       L-BFGS-B from lme4's default start (``identity``: Lambda = I). The best deviance wins.
     The check is lme4's: the gradient scaled by the inverse Hessian, max abs < 2e-3, over
     the parameters that are not at a bound.
     """
-    q = st.q
-    bounds = lower_bounds(q, diagonal)
     n_evals = 0
 
     def f(t):
         nonlocal n_evals
         n_evals += 1
-        return deviance(t, st, reml, diagonal)
+        return fun(t)
 
     def run_lbfgs(x0):
         res = optimize.minimize(
@@ -351,8 +360,8 @@ def optimize_theta(st: Stats, start: np.ndarray, reml: bool, diagonal: bool) -> 
         return g, scaled, bool((~free).any())
 
     candidates = [("L-BFGS-B", *run_lbfgs(np.asarray(start, dtype=float)))]
-    g, scaled, boundary = check(candidates[0][1])
     name, x, fx = candidates[0]
+    g, scaled, boundary = check(x)
     if not (scaled < 2e-3):
         nm = optimize.minimize(
             f,
@@ -362,8 +371,7 @@ def optimize_theta(st: Stats, start: np.ndarray, reml: bool, diagonal: bool) -> 
             options={"xatol": 1e-8, "fatol": 1e-10, "maxfev": 4000, "adaptive": True},
         )
         candidates.append(("Nelder-Mead + L-BFGS-B", *run_lbfgs(nm.x)))
-        default = theta_from_lambda(np.eye(q), diagonal) if not diagonal else np.ones(q)
-        candidates.append(("L-BFGS-B from identity", *run_lbfgs(default)))
+        candidates.append(("L-BFGS-B from identity", *run_lbfgs(np.asarray(identity, float))))
         name, x, fx = min(candidates, key=lambda c: c[2])
         g, scaled, boundary = check(x)
     return Optimum(

@@ -1,0 +1,82 @@
+"""fit_three_level against lme4 (tests/reference/lme4_threelevel.json) and bad input.
+
+Tolerances as in test_models.py: log-likelihood 1e-3 absolute, fixed effects 2e-4 relative,
+SEs 1e-3, variance components 2e-3 relative plus 1e-4 absolute.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+import mlm_lessons as mlm
+
+REF = json.loads((Path(__file__).parent / "reference" / "lme4_threelevel.json").read_text())
+SPECS = {"intercepts": None, "growth": "year"}
+
+
+@pytest.fixture(scope="module")
+def egsingle():
+    return mlm.load_dataset("egsingle")
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_against_lme4(egsingle, name, method):
+    re = SPECS[name]
+    fit = mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid",
+                              re_formula2=re, re_formula3=re, method=method)
+    ref = REF[name][method]
+    assert fit.converged and ref["converged"]
+    # lme4: logLik(m), fixef(m), sqrt(diag(vcov(m)))
+    assert_allclose(fit.loglik, ref["logLik"], atol=1e-3)
+    assert_allclose(fit.params.to_numpy(), list(ref["fixef"].values()), rtol=2e-4)
+    assert_allclose(fit.fixed["std_error"], list(ref["fixef_se"].values()), rtol=1e-3)
+    # lme4: VarCorr(m)[["schoolid:childid"]], VarCorr(m)[["schoolid"]], sigma(m)^2
+    assert_allclose(fit.tau2.to_numpy(), np.array(ref["T_child"]), rtol=2e-3, atol=1e-4)
+    assert_allclose(fit.tau3.to_numpy(), np.array(ref["T_school"]), rtol=2e-3, atol=1e-4)
+    assert_allclose(fit.sigma2, ref["sigma2"], rtol=1e-3)
+    assert (fit.n_obs, fit.n_level2, fit.n_level3) == (7230, 1721, 60)
+
+
+def test_simulated_truth_and_reused_child_labels():
+    # Simulated known truth: tau3 = 1, tau2 = 2.25, sigma2 = 4.
+    rng = np.random.default_rng(4)
+    J, K, n = 30, 4, 5
+    school = np.repeat(np.arange(J), K * n)
+    child = np.repeat(np.arange(J * K), n)
+    y = (rng.normal(0, 1.0, J)[school] + rng.normal(0, 1.5, J * K)[child]
+         + rng.normal(0, 2, J * K * n))
+    df = pd.DataFrame({"s": school, "c": child % K, "y": y})
+    fit3 = mlm.fit_three_level(df, "y ~ 1", "c", "s")
+    part = fit3.variance_partition()
+    assert_allclose(part["share"].sum(), 1.0)
+    # known truth (1, 2.25, 4) within sampling error (J = 30 schools: loose for level 3)
+    assert_allclose(part["variance"], [1.0, 2.25, 4.0], rtol=0.6)
+    # children are labelled 0..3 within every school: the compound key keeps them apart
+    assert fit3.n_level2 == J * K
+    re = fit3.random_effects("c")
+    assert len(re) == J * K
+    with pytest.raises(ValueError, match="level must be 'c' or 's'"):
+        fit3.random_effects("school")
+
+
+def test_variance_partition_needs_random_intercepts(egsingle):
+    fit = mlm.fit_three_level(egsingle.iloc[:2000], "math ~ year", "childid", "schoolid",
+                              re_formula2="year")
+    with pytest.raises(ValueError, match="random intercepts only"):
+        fit.variance_partition()
+
+
+def test_bad_input(egsingle):
+    with pytest.raises(KeyError, match="'kid' not in data"):
+        mlm.fit_three_level(egsingle, "math ~ year", "kid", "schoolid")
+    with pytest.raises(ValueError, match="method must be"):
+        mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid", method="x")
+    bad = egsingle.copy()
+    bad.loc[0, "math"] = np.nan
+    with pytest.raises(ValueError, match="column 'math' has 1 missing"):
+        mlm.fit_three_level(bad, "math ~ year", "childid", "schoolid")
