@@ -45,6 +45,31 @@ def configure_repository_links(app: Sphinx, config: Config) -> None:
         for key in REPO_BUTTONS + ("use_edit_page_button",):
             opts[key] = False
     opts["launch_buttons"] = launch
+    # the theme's layout reads `default_mode` from html_context; left empty, its script
+    # logs a console error on every page
+    if config.html_context is None:
+        config.html_context = {}
+    config.html_context.setdefault("default_mode", "light")
+
+
+def drop_thebe_assets(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Without Thebe, do not load its scripts (sphinx-thebe declares them twice under JB1).
+
+    The duplicated inline declaration is a JavaScript error on every page, and the script
+    names a CDN; neither is needed when ``launch_buttons.thebe`` is false.
+    """
+    opts = _theme_options(app.config)
+    if (opts.get("launch_buttons") or {}).get("thebe"):
+        return
+
+    def is_thebe(asset) -> bool:
+        name = getattr(asset, "filename", None) or ""
+        body = (getattr(asset, "attributes", None) or {}).get("body", "")
+        return "thebe" in str(name) or "THEBE_JS_URL" in str(body)
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [asset for asset in context[key] if not is_thebe(asset)]
 
 
 def _lab_link(app: Sphinx, pagename: str) -> str | None:
@@ -100,4 +125,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", configure_repository_links, priority=900)
     # after the theme's own buttons (priority 501)
     app.connect("html-page-context", add_lab_launch_link, priority=600)
+    app.connect("html-page-context", drop_thebe_assets, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
