@@ -18,6 +18,7 @@ from mlm_lessons.diagnostics import (
     residual_table,
 )
 from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
+from mlm_lessons.glmm import LogisticMixedFit, attenuation_factor, fit_gee, fit_logistic_mixed
 from mlm_lessons.matrices import (
     GLSResult,
     design_matrices,
@@ -55,10 +56,12 @@ __all__ = [
     "ConvergenceWarning",
     "GLSResult",
     "GroupInfluence",
+    "LogisticMixedFit",
     "MLMWarning",
     "MixedFit",
     "ThreeLevelFit",
     "add_group_mean",
+    "attenuation_factor",
     "center",
     "cluster_sizes",
     "compare_approaches",
@@ -69,6 +72,8 @@ __all__ = [
     "describe_levels",
     "design_matrices",
     "fit_full_model",
+    "fit_gee",
+    "fit_logistic_mixed",
     "fit_mixed",
     "fit_null",
     "fit_random_coefficient",
