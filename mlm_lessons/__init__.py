@@ -19,6 +19,15 @@ from mlm_lessons.diagnostics import (
 )
 from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
 from mlm_lessons.glmm import LogisticMixedFit, attenuation_factor, fit_gee, fit_logistic_mixed
+from mlm_lessons.icc import (
+    ICCResult,
+    design_effect,
+    effective_sample_size,
+    icc_anova,
+    icc_reml,
+    icc_slide,
+    reliability,
+)
 from mlm_lessons.matrices import (
     GLSResult,
     design_matrices,
@@ -46,7 +55,7 @@ from mlm_lessons.plots import (
     plot_within_spread,
 )
 from mlm_lessons.prepare import add_group_mean, center, group_means
-from mlm_lessons.simulate import coverage_study, simulate_two_level
+from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
 from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
 
 __version__ = "0.1.0"
@@ -56,6 +65,7 @@ __all__ = [
     "ConvergenceWarning",
     "GLSResult",
     "GroupInfluence",
+    "ICCResult",
     "LogisticMixedFit",
     "MLMWarning",
     "MixedFit",
@@ -70,7 +80,9 @@ __all__ = [
     "coverage_study",
     "data_dir",
     "describe_levels",
+    "design_effect",
     "design_matrices",
+    "effective_sample_size",
     "fit_full_model",
     "fit_gee",
     "fit_logistic_mixed",
@@ -82,6 +94,10 @@ __all__ = [
     "gls_fixed_effects",
     "group_means",
     "group_residual_sd",
+    "icc_anova",
+    "icc_estimator_study",
+    "icc_reml",
+    "icc_slide",
     "influence_groups",
     "list_datasets",
     "load_dataset",
@@ -100,6 +116,7 @@ __all__ = [
     "plot_spaghetti",
     "plot_within_between",
     "plot_within_spread",
+    "reliability",
     "residual_table",
     "simulate_two_level",
     "variable_levels",

@@ -224,3 +224,38 @@ def test_coverage_bad_input(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         mlm.coverage_study(**args)
+
+
+# --- icc_estimator_study (its bias checks are in test_icc.py) -----------------------------------
+
+
+def test_icc_study_layout_and_balanced_agreement():
+    res = mlm.icc_estimator_study(5, n_groups=10, group_size=6, tau2=2.0, sigma2=6.0, seed=4)
+    assert res["estimator"].tolist() == ["slide", "anova", "reml"]
+    assert list(res.columns) == ["estimator", "true_icc", "mean", "bias", "sd", "rmse", "n_sims"]
+    assert_allclose(res["true_icc"], 0.25)
+    assert_allclose(res["bias"], res["mean"] - 0.25)
+    # closed form: on balanced data REML equals the (clipped) ANOVA estimate
+    assert_allclose(
+        res.loc[1, ["mean", "sd"]].astype(float),
+        res.loc[2, ["mean", "sd"]].astype(float),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_sims=1), ValueError, "n_sims must be at least 2"),
+        (dict(n_groups=1), ValueError, "n_groups must be at least 2"),
+        (dict(group_size=1), ValueError, "every group has a single row"),
+        (dict(tau2=-1.0), ValueError, "tau2 must be at least 0"),
+        (dict(sigma2=0.0), ValueError, "sigma2 must be greater than 0"),
+        (dict(seed="a"), TypeError, "seed must be an integer"),
+    ],
+)
+def test_icc_study_bad_input(kwargs, error, match):
+    args = dict(n_sims=3, n_groups=5, group_size=4, tau2=1.0, sigma2=4.0, seed=1)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        mlm.icc_estimator_study(**args)
