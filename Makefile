@@ -26,7 +26,7 @@ book: env
 
 test: env
 	$(BIN)/ruff check .
-	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lint: env
 	$(BIN)/ruff check .
