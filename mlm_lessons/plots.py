@@ -312,7 +312,7 @@ def plot_within_spread(
     rng = np.random.default_rng(seed)
     for p, v in zip(pos, values):
         ax.scatter(p + rng.uniform(-0.2, 0.2, len(v)), v, s=6, color=_BLUE, alpha=0.5, zorder=3)
-    ax.set_xticks(pos, [str(g) for g in order], rotation=90)
+    ax.set_xticks(pos, [str(g) for g in order], rotation=90 if len(order) > 8 else 0)
     ax.set_xlabel(xlabel or f"{group} (sorted by median)")
     ax.set_ylabel(ylabel or outcome)
     return ax
@@ -388,7 +388,10 @@ def plot_spaghetti(
         levels = []
     else:
         first = sub.groupby(group, observed=True)[hue].first()
-        levels = sorted(first.unique(), key=str)
+        if isinstance(first.dtype, pd.CategoricalDtype):
+            levels = [c for c in first.cat.categories if c in set(first)]
+        else:
+            levels = sorted(first.unique(), key=str)
         cmap = {lv: _CYCLE[i % len(_CYCLE)] for i, lv in enumerate(levels)}
         colours = {g: cmap[first[g]] for g in lines["group"]}
     alpha = 0.8 if len(lines) <= 20 else 0.5
@@ -728,8 +731,8 @@ def plot_proposition(kind: str, *, labels: Mapping[str, str] | None = None, ax=N
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
-    top, bottom, left, right = 0.75, 0.25, 0.38, 0.82
-    half_w, half_h = 0.11, 0.1
+    top, bottom, left, right = 0.75, 0.25, 0.36, 0.84
+    half_w, half_h = 0.12, 0.11
     ax.axhline(0.5, color=_GREY, ls="--", lw=1)
     ax.text(0.02, top, text["level2"], va="center", ha="left", fontsize=12, color=_GREY)
     ax.text(0.02, bottom, text["level1"], va="center", ha="left", fontsize=12, color=_GREY)
@@ -746,7 +749,7 @@ def plot_proposition(kind: str, *, labels: Mapping[str, str] | None = None, ax=N
                 lw=2,
             )
         )
-        ax.text(x, y, text[key], ha="center", va="center", fontsize=13)
+        ax.text(x, y, text[key], ha="center", va="center", fontsize=12)
 
     def arrow(start, end, colour=_BLACK):
         ax.add_patch(
