@@ -5,6 +5,12 @@ any two-level data set, not only the course's.
 """
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
+from mlm_lessons.bootstrap import (
+    BootstrapLRTResult,
+    bootstrap_lrt,
+    parametric_bootstrap,
+    simulate_from_fit,
+)
 from mlm_lessons.centering import plot_within_between, within_between
 from mlm_lessons.compare import compare_approaches, per_group_slopes
 from mlm_lessons.data import data_dir, list_datasets, load_dataset
@@ -61,6 +67,7 @@ from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
 __version__ = "0.1.0"
 
 __all__ = [
+    "BootstrapLRTResult",
     "BoundaryWarning",
     "ConvergenceWarning",
     "GLSResult",
@@ -72,6 +79,7 @@ __all__ = [
     "ThreeLevelFit",
     "add_group_mean",
     "attenuation_factor",
+    "bootstrap_lrt",
     "center",
     "cluster_sizes",
     "compare_approaches",
@@ -104,6 +112,7 @@ __all__ = [
     "loglik_at",
     "marginal_loglik",
     "model_matrices",
+    "parametric_bootstrap",
     "per_group_slopes",
     "plot_caterpillar",
     "plot_fitted_lines",
@@ -118,6 +127,7 @@ __all__ = [
     "plot_within_spread",
     "reliability",
     "residual_table",
+    "simulate_from_fit",
     "simulate_two_level",
     "variable_levels",
     "within_between",
