@@ -176,6 +176,22 @@ def test_planted_slope_outlier_is_flagged_on_the_slope():
     assert set(infl.changes["term"]) == {"x"}
 
 
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_fast_refits_equal_fit_mixed_on_the_reduced_data(hsb, method):
+    # Independent route: a fresh fit_mixed without the group (new design, default start).
+    # Both stop at the optimum within the optimizer's tolerance; the random-slope
+    # covariance is flat (README: ~1e-3 relative), the fixed effects much less so: rtol 1e-5.
+    fit = mlm.fit_mixed(hsb, "mathach ~ cses * catholic", "school", re_formula="cses",
+                        method=method)
+    groups = ["1224", "2277", "9586"]
+    infl = mlm.influence_groups(fit, groups=groups)
+    for g in groups:
+        refit = mlm.fit_mixed(hsb[hsb["school"] != g], "mathach ~ cses * catholic", "school",
+                              re_formula="cses", method=method)
+        ch = infl.changes[infl.changes["group"] == g].set_index("term")
+        assert_allclose(ch["estimate_without"], refit.params[ch.index], rtol=1e-5, atol=1e-7)
+
+
 def test_influence_subset_and_method(fit_rc):
     infl = mlm.influence_groups(fit_rc, groups=["1224", "1288"], terms="cses")
     assert list(infl.table["group"]) == ["1224", "1288"]
