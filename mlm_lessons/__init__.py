@@ -68,6 +68,7 @@ from mlm_lessons.plots import (
     plot_spaghetti,
     plot_within_spread,
 )
+from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
 from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
 from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
@@ -137,6 +138,8 @@ __all__ = [
     "plot_spaghetti",
     "plot_within_between",
     "plot_within_spread",
+    "power_approximation",
+    "power_simulation",
     "pre",
     "reliability",
     "residual_table",
