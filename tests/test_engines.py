@@ -26,8 +26,15 @@ def rc_cses(hsb):
 def test_table_layout(rc_cses):
     assert list(rc_cses.index) == [DEFAULT, LBFGS, OURS]
     assert list(rc_cses.columns) == [
-        "loglik", "tau00", "tau11", "tau01", "sigma2",
-        "converged", "n_warnings", "messages", "seconds",
+        "loglik",
+        "tau00",
+        "tau11",
+        "tau01",
+        "sigma2",
+        "converged",
+        "n_warnings",
+        "messages",
+        "seconds",
     ]
 
 
@@ -86,9 +93,7 @@ def test_sleepstudy_all_engines_agree(sleepstudy):
     # A well-conditioned model: every engine reaches lme4's optimum, so the comparison
     # does not merely flag statsmodels as always worse.
     ref = REF["sleep_random_slope"]["REML"]
-    tab = mlm.compare_with_statsmodels(
-        sleepstudy, "reaction ~ days", "subject", re_formula="~days"
-    )
+    tab = mlm.compare_with_statsmodels(sleepstudy, "reaction ~ days", "subject", re_formula="~days")
     # lme4: logLik(m); 1e-3 on a criterion of size ~870
     assert_allclose(tab["loglik"].astype(float), ref["logLik"], atol=1e-3)
     # lme4: VarCorr(m)$Subject; optimizers differ in the 5th digit here, 1e-3 relative
