@@ -327,17 +327,18 @@ def coverage_study(
 
     Examples
     --------
-    The settings used in the book (about 5 s for 200 replications):
+    The settings used in the book, with 200 replications (5 to 7 s; a few shown here):
+    the naive interval covers about 60% of the time, the random-slope model's about 95%.
 
     >>> import mlm_lessons as mlm
-    >>> res = mlm.coverage_study(20, n_groups=30, group_size=30, gamma10=2.0, tau00=4.0,
+    >>> res = mlm.coverage_study(5, n_groups=30, group_size=30, gamma10=2.0, tau00=4.0,
     ...                          tau11=1.0, sigma2=10.0, x_between_sd=0.5, seed=1)
     >>> res[["method", "n_sims"]]
                               method  n_sims
-    0           pooled OLS, naive SE      20
-    1  pooled OLS, cluster-robust SE      20
-    2      multilevel (random slope)      20
-    3  multilevel (random intercept)      20
+    0           pooled OLS, naive SE       5
+    1  pooled OLS, cluster-robust SE       5
+    2      multilevel (random slope)       5
+    3  multilevel (random intercept)       5
     """
     n_sims = _check_int(n_sims, "n_sims", 2)
     _check_int(n_groups, "n_groups", 3)
@@ -442,7 +443,8 @@ def icc_estimator_study(
 
     Examples
     --------
-    The settings used in the book (about 3 s for 500 replications):
+    The settings used in the book, with 500 replications (2 to 3 s; a few shown here).
+    Pass unequal ``group_size`` to see the REML and ANOVA estimates part.
 
     >>> import mlm_lessons as mlm
     >>> res = mlm.icc_estimator_study(20, n_groups=30, group_size=10, tau2=1.0,

@@ -8,11 +8,12 @@ For every notebook in ``_toc.yml``:
 - a ``{solution-start}`` ... ``{solution-end}`` span is removed with every cell inside it
   (code cells and their outputs included); text after ``{solution-end}`` in the same cell stays.
 
-Output in ``_build/student/``: the folder ``mlm-course-student/`` (the notebooks, the
-``mlm_lessons`` package and the ``data/`` files they read, ``requirements.lock``, a README
-and a Makefile with ``make env`` and ``make lab``) and the same folder zipped,
-``mlm-course-student.zip``. The notebooks import ``mlm_lessons`` from the folder they sit
-in, which finds ``data/`` beside it; nothing else needs configuring.
+Output in ``_build/student/``: the folder ``mlm-course-student/`` laid out like the
+course repository (``book/`` with the notebooks, the ``mlm_lessons`` package, ``data/``, any
+other repository file a notebook opens by a relative path, ``requirements.lock``,
+``pyproject.toml``, a README and a Makefile with ``make env`` and ``make lab``) and the same
+folder zipped, ``mlm-course-student.zip``. ``make env`` installs the pinned packages and the
+folder's own ``mlm_lessons``, which reads ``data/`` beside it; nothing else needs configuring.
 """
 
 from __future__ import annotations
@@ -123,13 +124,13 @@ The notebooks of the course, with the exercises and without their solutions.
 
 ```bash
 make env    # once: creates .venv with the course's pinned packages (needs Python 3.11)
-make lab    # opens JupyterLab on these notebooks
+make lab    # opens JupyterLab on the notebooks in book/
 ```
 
 Without `make`: `python3.11 -m venv .venv`, `.venv/bin/pip install -r requirements.lock`,
-then `.venv/bin/jupyter lab`. The notebooks import the course's helper package from the
-`mlm_lessons/` folder beside them, which reads the data sets from `data/`; nothing is
-downloaded once the packages are installed.
+`.venv/bin/pip install --no-deps -e .`, then `.venv/bin/jupyter lab --notebook-dir=book`.
+The notebooks use the course's helper package `mlm_lessons/`, which reads the data sets
+from `data/`; nothing is downloaded once the packages are installed.
 
 Chapters:
 
@@ -142,15 +143,38 @@ BIN := .venv/bin
 
 .PHONY: env lab
 env: .venv/.installed
-.venv/.installed: requirements.lock
+.venv/.installed: requirements.lock pyproject.toml
 \ttest -x $(BIN)/python || $(PYTHON) -m venv .venv
 \t$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+\t$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \\
+\t\t--no-build-isolation -e .
 \t$(BIN)/python -m ipykernel install --sys-prefix --name python3 \\
 \t\t--display-name "Python 3 (mlm-course)" >/dev/null
 \ttouch $@
 lab: env
-\tMPLBACKEND=Agg $(BIN)/jupyter lab
+\t$(BIN)/jupyter lab --notebook-dir=book
 """
+
+
+_STRING = re.compile(r"""(?<![\w.])[rRbB]?(["'])([^"'\n]+?)\1""")
+
+
+def referenced_files(nb: nbformat.NotebookNode, folder: Path, root: Path) -> list[Path]:
+    """Repository files that the notebook's code opens by a path relative to its folder."""
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for _, literal in _STRING.findall(cell.source):
+            if "/" not in literal and "." not in literal:
+                continue
+            try:
+                path = (folder / literal).resolve()
+            except (OSError, ValueError):
+                continue
+            if path.is_file() and path.is_relative_to(root) and ".venv" not in path.parts:
+                found.add(path)
+    return sorted(found)
 
 
 def _data_files(root: Path) -> list[Path]:
@@ -165,21 +189,33 @@ def build(root: Path = ROOT, out: Path | None = None) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    root = root.resolve()
     toc = read_toc(root)
-    titles = []
+    titles, extra = [], set()
     for page in toc.notebooks:
         nb = nbformat.read(page.path, as_version=4)
-        nbformat.write(strip_notebook(nb), folder / page.path.name)
-        titles.append(f"- `{page.path.name}`: {page.title}")
-    (folder / "data").mkdir()
+        target = folder / page.path.resolve().relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        student = strip_notebook(nb)
+        nbformat.write(student, target)
+        extra.update(referenced_files(student, page.path.resolve().parent, root))
+        titles.append(f"- `{target.relative_to(folder)}`: {page.title}")
+    for path in sorted(extra):
+        target = folder / path.relative_to(root)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    (folder / "data").mkdir(exist_ok=True)
     for path in _data_files(root):
         shutil.copy2(path, folder / "data" / path.name)
     shutil.copytree(
         root / "mlm_lessons",
         folder / "mlm_lessons",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        dirs_exist_ok=True,
     )
-    shutil.copy2(root / "requirements.lock", folder / "requirements.lock")
+    for name in ("requirements.lock", "pyproject.toml"):
+        shutil.copy2(root / name, folder / name)
     (folder / "README.md").write_text(STUDENT_README.format(chapters="\n".join(titles)))
     (folder / "Makefile").write_text(STUDENT_MAKEFILE)
     archive = out / f"{NAME}.zip"

@@ -322,3 +322,13 @@ def test_result_is_frozen(hsb):
     assert isinstance(res, ICCResult)
     with pytest.raises(AttributeError):
         res.icc = 0.5
+
+
+def test_reml_at_the_boundary():
+    # Equal group means: the REML estimate of tau00 is 0 (fit_null warns), the ICC is 0 and
+    # the profile interval starts at 0; the ANOVA upper limit is 0 while REML's is positive.
+    df = pd.DataFrame({"g": list("aabbccdd"), "y": [0.0, 2.0, 0.0, 2.0, 2.0, 0.0, 1.5, 0.5]})
+    with pytest.warns(mlm.BoundaryWarning, match="estimated at zero"):
+        r = mlm.icc_reml(df, "y", "g")
+    assert r.icc == pytest.approx(0.0, abs=1e-8)
+    assert r.ci_low == 0.0 and 0.0 < r.ci_high < 1.0

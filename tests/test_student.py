@@ -2,8 +2,9 @@
 
 Unit tests of the solution stripping on small notebooks, then the whole edition built from
 ``_toc.yml`` into a temporary folder: its notebooks must hold every exercise and no
-solution, and each must run top to bottom in a fresh kernel started in the student folder,
-importing ``mlm_lessons`` and reading the data from that folder.
+solution, and each must run top to bottom in a fresh kernel started in the student folder's
+``book/``, with that folder's ``mlm_lessons`` first on the path (what its ``make env``
+installs) and its ``data/``: nothing may come from the repository.
 """
 
 from __future__ import annotations
@@ -129,31 +130,48 @@ def _labels(text: str, directive: str) -> set[str]:
     return set(re.findall(pattern, text))
 
 
+def _student_path(edition: Path, page) -> Path:
+    return edition / page.path.resolve().relative_to(ROOT.resolve())
+
+
 def test_edition_has_every_notebook_data_and_package(edition):
     if not NOTEBOOKS:
         pytest.skip("no chapter notebook in _toc.yml yet")
     for page in NOTEBOOKS:
-        assert (edition / page.path.name).is_file()
+        assert _student_path(edition, page).is_file()
+    for name in ("README.md", "Makefile", "requirements.lock", "pyproject.toml"):
+        assert (edition / name).is_file(), name
     assert (edition / "mlm_lessons" / "__init__.py").is_file()
     registry = (edition / "data" / "registry.csv").read_text()
     for line in registry.splitlines()[1:]:
         assert (edition / "data" / line.split(",")[0]).is_file(), line
     with zipfile.ZipFile(edition.parent / f"{ms.NAME}.zip") as zf:
         names = set(zf.namelist())
-    assert {f"{ms.NAME}/{p.path.name}" for p in NOTEBOOKS} <= names
+    assert {
+        f"{ms.NAME}/{_student_path(edition, p).relative_to(edition)}" for p in NOTEBOOKS
+    } <= names
     assert f"{ms.NAME}/data/registry.csv" in names
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=[p.path.stem for p in NOTEBOOKS])
 def test_no_solution_survives_and_exercises_stay(edition, page):
     source = nbformat.read(page.path, as_version=4)
-    student = nbformat.read(edition / page.path.name, as_version=4)
+    student = nbformat.read(_student_path(edition, page), as_version=4)
     text = _all_text(student)
     assert not re.search(r"\{solution(-start|-end)?\}", text)
     student_code = {c.source.strip() for c in student.cells if c.cell_type == "code"}
     leaked = [src for src in _solution_code(source) if src in student_code]
     assert not leaked, f"solution code in the student notebook: {leaked}"
     assert _labels(text, "exercise") == _labels(_all_text(source), "exercise")
+
+
+def test_referenced_files_are_found(tmp_path):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "table.csv").write_text("a\n1\n")
+    nb = _nb(code("pd.read_csv('../tests/table.csv')\nopen(\"missing.txt\")\nx = 'a.b'"))
+    found = ms.referenced_files(nb, tmp_path / "book", tmp_path)
+    assert found == [tmp_path / "tests" / "table.csv"]
 
 
 def _run(path: Path, folder: Path) -> str | None:
@@ -170,15 +188,16 @@ def _run(path: Path, folder: Path) -> str | None:
     )
     env = {k: v for k, v in os.environ.items() if k not in ("MLM_DATA_DIR", "PYTHONPATH")}
     env["MPLBACKEND"] = "Agg"
+    env["PYTHONPATH"] = str(folder)  # the student folder's package, as its make env installs
     client = NotebookClient(
         nb,
         timeout=120,
         kernel_name="python3",
-        resources={"metadata": {"path": str(folder)}},
+        resources={"metadata": {"path": str(path.parent)}},
         allow_errors=False,
     )
     try:
-        client.execute(env=env, cwd=str(folder))
+        client.execute(env=env)
     except Exception as exc:  # noqa: BLE001 - report which notebook failed and why
         return f"{path.name}: {type(exc).__name__}: {str(exc)[-800:]}"
     return None
@@ -187,7 +206,7 @@ def _run(path: Path, folder: Path) -> str | None:
 def test_every_student_notebook_runs(edition):
     if not NOTEBOOKS:
         pytest.skip("no chapter notebook in _toc.yml yet")
-    paths = [edition / p.path.name for p in NOTEBOOKS]
+    paths = [_student_path(edition, p) for p in NOTEBOOKS]
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
         failures = [f for f in pool.map(lambda p: _run(p, edition), paths) if f]
     assert not failures, "\n".join(failures)
