@@ -76,7 +76,7 @@ def compare_with_statsmodels(
         (``fit(method="lbfgs")``) and ``"mlm_lessons.fit_mixed"``. Columns: ``loglik``
         (the maximised REML or ML log-likelihood the engine reports), ``tau00, tau11, ...,
         tau01, ...`` (the entries of T on the data scale, variances first), ``sigma2``,
-        ``converged`` (the engine's own flag), ``n_warnings`` (how many warnings it raised),
+        ``converged`` (the engine's own flag), ``n_messages`` (how many warnings it raised),
         ``messages`` (their distinct texts, ``"Category: message"`` joined by ``" | "``;
         empty when there were none) and ``seconds`` (wall time of the fit).
 
@@ -147,7 +147,7 @@ def compare_with_statsmodels(
             **_tau_entries(np.asarray(res.cov_re, dtype=float)),
             "sigma2": float(res.scale),
             "converged": bool(res.converged),
-            "n_warnings": n_warn,
+            "n_messages": n_warn,
             "messages": text,
             "seconds": seconds,
         }
@@ -163,7 +163,7 @@ def compare_with_statsmodels(
         **_tau_entries(fit.tau.to_numpy()),
         "sigma2": fit.sigma2,
         "converged": fit.converged,
-        "n_warnings": n_warn,
+        "n_messages": n_warn,
         "messages": text,
         "seconds": seconds,
     }
@@ -171,7 +171,7 @@ def compare_with_statsmodels(
     out.index.name = "engine"
     q = len(design.random_names)
     taus = list(_tau_entries(np.eye(q)))
-    cols = ["loglik", *taus, "sigma2", "converged", "n_warnings", "messages", "seconds"]
+    cols = ["loglik", *taus, "sigma2", "converged", "n_messages", "messages", "seconds"]
     return out[cols]
 
 

@@ -32,7 +32,7 @@ def test_table_layout(rc_cses):
         "tau01",
         "sigma2",
         "converged",
-        "n_warnings",
+        "n_messages",
         "messages",
         "seconds",
     ]
@@ -51,7 +51,7 @@ def test_our_row_equals_lme4(rc_cses):
     # lme4: sigma(m)^2; sigma2 is well determined (7185 level-1 units), 1e-4 relative
     assert_allclose(ours["sigma2"], ref["sigma2"], rtol=1e-4)
     assert bool(ours["converged"])
-    assert ours["n_warnings"] == 0 and ours["messages"] == ""
+    assert ours["n_messages"] == 0 and ours["messages"] == ""
 
 
 def test_statsmodels_default_is_worse_on_this_model(rc_cses):
@@ -64,7 +64,7 @@ def test_statsmodels_default_is_worse_on_this_model(rc_cses):
     assert sm["loglik"] < ref["logLik"] - 10
     assert sm["tau11"] > 5 * ref["T"]["matrix"][1][1]
     assert not bool(sm["converged"])
-    assert sm["n_warnings"] > 0
+    assert sm["n_messages"] > 0
     assert "ConvergenceWarning" in sm["messages"]
     # Never above the optimum: the package's log-likelihood is the largest (1e-6 slack).
     assert (rc_cses["loglik"] <= rc_cses.loc[OURS, "loglik"] + 1e-6).all()
