@@ -135,8 +135,9 @@ def within_between(
     )
 
 
-def _fit_within_between(data, outcome, predictor, group, group_mean, covariates, method,
-                        conf_level):
+def _fit_within_between(
+    data, outcome, predictor, group, group_mean, covariates, method, conf_level
+):
     """Fit ``outcome ~ (x - group mean) + group mean + covariates`` with a random intercept."""
     check_frame(data)
     check_columns(data, [outcome, predictor, group])
@@ -216,8 +217,7 @@ def plot_within_between(
     from mlm_lessons.plots import PALETTE
 
     if n_groups is not None and (
-        not isinstance(n_groups, (int, np.integer)) or isinstance(n_groups, bool)
-        or n_groups < 1
+        not isinstance(n_groups, (int, np.integer)) or isinstance(n_groups, bool) or n_groups < 1
     ):
         raise ValueError(f"n_groups must be a positive integer or None, not {n_groups!r}")
     fit, within_name, mean_name = _fit_within_between(
@@ -227,8 +227,10 @@ def plot_within_between(
     gamma = fit.params
     u = fit.random_effects().set_index("group")["estimate"]
     summary = work.groupby(group, sort=False, observed=True).agg(
-        x_mean=(predictor, "mean"), y_mean=(outcome, "mean"),
-        x_min=(predictor, "min"), x_max=(predictor, "max"),
+        x_mean=(predictor, "mean"),
+        y_mean=(outcome, "mean"),
+        x_min=(predictor, "min"),
+        x_max=(predictor, "max"),
     )
     chosen = list(summary.index)
     if n_groups is not None and n_groups < len(chosen):
@@ -241,13 +243,26 @@ def plot_within_between(
         row = summary.loc[g]
         centre = gamma["Intercept"] + gamma[mean_name] * row["x_mean"] + u[g]
         xs = np.array([row["x_min"], row["x_max"]])
-        ax.plot(xs, centre + gamma[within_name] * (xs - row["x_mean"]), color=PALETTE[1],
-                lw=0.8, alpha=0.7, label="within-group lines" if k == 0 else None)
-    ax.scatter(summary["x_mean"], summary["y_mean"], s=14, color=PALETTE[0], zorder=3,
-               label="group means")
+        ax.plot(
+            xs,
+            centre + gamma[within_name] * (xs - row["x_mean"]),
+            color=PALETTE[1],
+            lw=0.8,
+            alpha=0.7,
+            label="within-group lines" if k == 0 else None,
+        )
+    ax.scatter(
+        summary["x_mean"], summary["y_mean"], s=14, color=PALETTE[0], zorder=3, label="group means"
+    )
     xs = np.array([summary["x_mean"].min(), summary["x_mean"].max()])
-    ax.plot(xs, gamma["Intercept"] + gamma[mean_name] * xs, color=PALETTE[5], lw=2.5,
-            label="between-group line", zorder=4)
+    ax.plot(
+        xs,
+        gamma["Intercept"] + gamma[mean_name] * xs,
+        color=PALETTE[5],
+        lw=2.5,
+        label="between-group line",
+        zorder=4,
+    )
     ax.set_xlabel(xlabel or predictor)
     ax.set_ylabel(ylabel or outcome)
     ax.legend()

@@ -287,9 +287,7 @@ def influence_groups(
             raise ValueError("groups is empty; pass group identifiers or leave it out")
         missing = [g for g in leave_out if g not in all_groups]
         if missing:
-            raise KeyError(
-                f"group(s) {missing[:5]} not in the fitted data's {fit.group!r} column"
-            )
+            raise KeyError(f"group(s) {missing[:5]} not in the fitted data's {fit.group!r} column")
         if len(set(leave_out)) != len(leave_out):
             raise ValueError("groups lists a group more than once")
 
@@ -300,9 +298,7 @@ def influence_groups(
     se = fit.fixed.set_index("term").loc[chosen, "std_error"].to_numpy()
     v_inv = np.linalg.inv(fit.vcov().loc[chosen, chosen].to_numpy())
     rows, change_rows, troubled = [], [], []
-    for g, (without_all, converged, degenerate) in zip(
-        leave_out, _leave_one_out(fit, leave_out)
-    ):
+    for g, (without_all, converged, degenerate) in zip(leave_out, _leave_one_out(fit, leave_out)):
         if degenerate or not converged:
             troubled.append(g)
         without = without_all[cols]
@@ -310,8 +306,14 @@ def influence_groups(
         std = diff / se
         k = int(np.argmax(np.abs(std)))
         rows.append(
-            (g, int(sizes[g]), float(diff @ v_inv @ diff / len(chosen)),
-             float(abs(std[k])), chosen[k], converged)
+            (
+                g,
+                int(sizes[g]),
+                float(diff @ v_inv @ diff / len(chosen)),
+                float(abs(std[k])),
+                chosen[k],
+                converged,
+            )
         )
         change_rows.extend(zip([g] * len(chosen), chosen, beta, without, diff, std))
     table = pd.DataFrame(
@@ -356,9 +358,14 @@ def _leave_one_out(fit: MixedFit, leave_out: list):
     for j in positions:
         keep = np.arange(J) != j
         st_j = _lmm.Stats(
-            ZtZ=st.ZtZ[keep], ZtX=st.ZtX[keep], Zty=st.Zty[keep],
-            XtX=st.XtX - XtX_g[j], Xty=st.Xty - Xty_g[j], yty=float(st.yty - yty_g[j]),
-            n=int(st.n - st.n_j[j]), n_j=st.n_j[keep],
+            ZtZ=st.ZtZ[keep],
+            ZtX=st.ZtX[keep],
+            Zty=st.Zty[keep],
+            XtX=st.XtX - XtX_g[j],
+            Xty=st.Xty - Xty_g[j],
+            yty=float(st.yty - yty_g[j]),
+            n=int(st.n - st.n_j[j]),
+            n_j=st.n_j[keep],
         )
         opt = _lmm.optimize_theta(st_j, start, reml, diagonal)
         new = _lmm.solve(opt.theta, st_j, reml, diagonal)
@@ -436,8 +443,7 @@ def plot_qq(values, *, ax=None, label: str = "Sample quantile"):
     ax = _axes(ax)
     ax.plot(osm, osr, "o", ms=3, alpha=0.5, color=colours[0], label="observed")
     ends = np.array([osm[0], osm[-1]])
-    ax.plot(ends, intercept + slope * ends, "-", color=colours[1], lw=1.5,
-            label="normal reference")
+    ax.plot(ends, intercept + slope * ends, "-", color=colours[1], lw=1.5, label="normal reference")
     ax.set_xlabel("Standard normal quantile")
     ax.set_ylabel(label)
     return ax
@@ -496,8 +502,14 @@ def plot_residuals(fit: MixedFit, *, against: str = "fitted", ax=None, bins: int
     cut = pd.qcut(x, q=bins, duplicates="drop")
     binned = res["residual"].groupby(cut, observed=True).mean()
     centres = x.groupby(cut, observed=True).mean()
-    ax.plot(centres.to_numpy(), binned.to_numpy(), "o-", color=colours[1], lw=2,
-            label="mean residual by bin")
+    ax.plot(
+        centres.to_numpy(),
+        binned.to_numpy(),
+        "o-",
+        color=colours[1],
+        lw=2,
+        label="mean residual by bin",
+    )
     ax.axhline(0, color="0.3", lw=1, ls="--")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Level-1 residual")

@@ -18,8 +18,9 @@ def test_within_and_between_match_lme4_contextual_model(hsb, method):
     # lme4: lmer(mathach ~ cses + meanses + (1 | school)), cses centred at the sample mean,
     # meanses from the school file.
     ref = REF["hsb_contextual"][method]
-    wb = mlm.within_between(hsb, "mathach", "ses", "school", group_mean="meanses",
-                            method=method).set_index("effect")
+    wb = mlm.within_between(
+        hsb, "mathach", "ses", "school", group_mean="meanses", method=method
+    ).set_index("effect")
     # fixed effects and SEs: rtol 1e-5 (README: fixed effects agree to ~1e-5)
     assert_allclose(wb.loc["within", "estimate"], ref["fixef"]["cses"], rtol=1e-5)
     assert_allclose(wb.loc["between", "estimate"], ref["fixef"]["meanses"], rtol=1e-5)
@@ -34,8 +35,9 @@ def test_contextual_effect_matches_lme4_raw_ses_model(hsb, method):
     # mean by up to 0.0065), so between - within differs from lme4's meanses coefficient in
     # the 5th digit: atol 1e-3 on estimates, rtol 1e-3 on the SE.
     ref = REF["hsb_contextual_ses"][method]
-    wb = mlm.within_between(hsb, "mathach", "ses", "school", group_mean="meanses",
-                            method=method).set_index("effect")
+    wb = mlm.within_between(
+        hsb, "mathach", "ses", "school", group_mean="meanses", method=method
+    ).set_index("effect")
     assert_allclose(wb.loc["contextual", "estimate"], ref["fixef"]["meanses"], atol=1e-3)
     assert_allclose(wb.loc["contextual", "std_error"], ref["fixef_se"]["meanses"], rtol=1e-3)
     assert_allclose(wb.loc["within", "estimate"], ref["fixef"]["ses"], atol=1e-3)
@@ -53,10 +55,12 @@ def test_sample_mean_gives_an_exact_reparameterisation(hsb):
     fx = raw.fixed.set_index("term")
     assert_allclose(wb.loc["within", "estimate"], fx.loc["ses", "estimate"], rtol=1e-6)
     assert_allclose(wb.loc["contextual", "estimate"], fx.loc["ses_mean", "estimate"], rtol=1e-6)
-    assert_allclose(wb.loc["contextual", "std_error"], fx.loc["ses_mean", "std_error"],
-                    rtol=1e-5)
-    assert_allclose(wb.loc["between", "estimate"],
-                    wb.loc["within", "estimate"] + wb.loc["contextual", "estimate"], rtol=1e-12)
+    assert_allclose(wb.loc["contextual", "std_error"], fx.loc["ses_mean", "std_error"], rtol=1e-5)
+    assert_allclose(
+        wb.loc["between", "estimate"],
+        wb.loc["within", "estimate"] + wb.loc["contextual", "estimate"],
+        rtol=1e-12,
+    )
 
 
 def test_known_truth_by_simulation():
@@ -67,8 +71,11 @@ def test_known_truth_by_simulation():
     m = rng.normal(size=J)
     x = m[g] + rng.normal(size=J * n)
     xbar = np.bincount(g, x) / n
-    y = 1.0 * (x - xbar[g]) + 3.0 * xbar[g] + rng.normal(scale=0.5, size=J)[g] + rng.normal(
-        size=J * n
+    y = (
+        1.0 * (x - xbar[g])
+        + 3.0 * xbar[g]
+        + rng.normal(scale=0.5, size=J)[g]
+        + rng.normal(size=J * n)
     )
     df = pd.DataFrame({"g": g, "x": x, "y": y})
     wb = mlm.within_between(df, "y", "x", "g").set_index("effect")
@@ -84,8 +91,11 @@ def test_covariates_and_input_not_modified(hsb):
     wb = mlm.within_between(hsb, "mathach", "ses", "school", covariates=["catholic"])
     assert list(wb["effect"]) == ["within", "between", "contextual"]
     assert hsb.equals(before)
-    fit = mlm.fit_mixed(mlm.add_group_mean(hsb, "ses", "school", name="m"),
-                        "mathach ~ cses + m + catholic", "school")
+    fit = mlm.fit_mixed(
+        mlm.add_group_mean(hsb, "ses", "school", name="m"),
+        "mathach ~ cses + m + catholic",
+        "school",
+    )
     assert_allclose(wb["estimate"].iloc[1], fit.params["m"], rtol=1e-6)
 
 

@@ -118,8 +118,7 @@ def test_influence_equals_closed_form_on_balanced_data():
         without = _closed_form(df[df["g"] != g])
         ch = infl.changes[infl.changes["group"] == g].set_index("term")
         # the closed form holds at any variance components: only optimizer noise remains
-        assert_allclose(ch.loc[without.index, "estimate_without"], without, rtol=1e-7,
-                        atol=1e-9)
+        assert_allclose(ch.loc[without.index, "estimate_without"], without, rtol=1e-7, atol=1e-9)
         diff = (full - without)[list(fit.params.index)].to_numpy()
         d = diff @ np.linalg.solve(cov, diff) / 3
         row = infl.table.set_index("group").loc[g]
@@ -181,13 +180,19 @@ def test_fast_refits_equal_fit_mixed_on_the_reduced_data(hsb, method):
     # Independent route: a fresh fit_mixed without the group (new design, default start).
     # Both stop at the optimum within the optimizer's tolerance; the random-slope
     # covariance is flat (README: ~1e-3 relative), the fixed effects much less so: rtol 1e-5.
-    fit = mlm.fit_mixed(hsb, "mathach ~ cses * catholic", "school", re_formula="cses",
-                        method=method)
+    fit = mlm.fit_mixed(
+        hsb, "mathach ~ cses * catholic", "school", re_formula="cses", method=method
+    )
     groups = ["1224", "2277", "9586"]
     infl = mlm.influence_groups(fit, groups=groups)
     for g in groups:
-        refit = mlm.fit_mixed(hsb[hsb["school"] != g], "mathach ~ cses * catholic", "school",
-                              re_formula="cses", method=method)
+        refit = mlm.fit_mixed(
+            hsb[hsb["school"] != g],
+            "mathach ~ cses * catholic",
+            "school",
+            re_formula="cses",
+            method=method,
+        )
         ch = infl.changes[infl.changes["group"] == g].set_index("term")
         assert_allclose(ch["estimate_without"], refit.params[ch.index], rtol=1e-5, atol=1e-7)
 
