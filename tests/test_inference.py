@@ -282,3 +282,17 @@ def test_compare_models_bad_input(fits, hsb):
     small = hsb[hsb["school"].isin(hsb["school"].unique()[:40])]
     with pytest.raises(ValueError, match="not fitted to the same outcome and rows"):
         mlm.compare_models({"a": fits["null"], "b": mlm.fit_null(small, "mathach", "school")})
+
+
+def test_lrt_of_a_covariance_is_not_a_boundary_test(sleepstudy):
+    # Testing tau01 = 0 (diagonal T against full T) is an interior hypothesis: df = 1, the
+    # plain chi2(1) p-value, no mixture. lme4: logLik of sleep_uncorrelated and
+    # sleep_random_slope (REML), atol 1e-5.
+    diag = mlm.fit_mixed(sleepstudy, "reaction ~ days", "subject", re_formula="days", diagonal=True)
+    full = mlm.fit_mixed(sleepstudy, "reaction ~ days", "subject", re_formula="days")
+    res = mlm.lrt(diag, full)
+    ref0 = REF["sleep_uncorrelated"]["REML"]["logLik"]
+    ref1 = REF["sleep_random_slope"]["REML"]["logLik"]
+    assert res.df == 1 and res.method == "REML" and not res.refitted
+    assert_allclose(res.statistic, 2 * (ref1 - ref0), atol=1e-5)
+    assert np.isnan(res.p_mixture)
