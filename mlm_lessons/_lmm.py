@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize
 
+from mlm_lessons._threads import single_blas_thread
+
 LOG2PI = np.log(2 * np.pi)
 
 
@@ -317,6 +319,7 @@ def optimize_theta(st: Stats, start: np.ndarray, reml: bool, diagonal: bool) -> 
     )
 
 
+@single_blas_thread
 def minimize_deviance(fun, start: np.ndarray, bounds, identity: np.ndarray) -> Optimum:
     """Minimise a profiled deviance over theta; try other optimizers when the first fails.
 

@@ -17,6 +17,7 @@ from scipy import optimize, special
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
 from mlm_lessons._design import Design, build_design, new_design
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _fixed_table
 
 __all__ = ["LogisticMixedFit", "fit_logistic_mixed", "fit_gee", "attenuation_factor"]
@@ -168,6 +169,7 @@ def _hessian(f, x, h=1e-4):
     return H
 
 
+@single_blas_thread
 def fit_logistic_mixed(
     data: pd.DataFrame,
     formula: str,

@@ -24,6 +24,7 @@ from scipy import stats
 from mlm_lessons import _lmm
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_frame
 from mlm_lessons._design import Design, build_design, new_design
+from mlm_lessons._threads import single_blas_thread
 
 __all__ = [
     "MixedFit",
@@ -302,6 +303,7 @@ def _fixed_table(names, beta, cov, conf_level) -> pd.DataFrame:
     )
 
 
+@single_blas_thread
 def fit_mixed(
     data: pd.DataFrame,
     formula: str,

@@ -12,6 +12,7 @@ import patsy
 from mlm_lessons import _lmm, _lmm3
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_groups
 from mlm_lessons._design import _check_formula_data, build_design
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _METHODS, _fixed_table
 
 __all__ = ["ThreeLevelFit", "fit_three_level"]
@@ -131,6 +132,7 @@ class ThreeLevelFit:
         )
 
 
+@single_blas_thread
 def fit_three_level(
     data: pd.DataFrame,
     formula: str,
