@@ -77,7 +77,7 @@ def within_between(
     With the sample group mean, the model with :math:`x_{ij}` in place of the centred
     predictor is the same model re-parameterised: its coefficient of :math:`x_{ij}` is
     :math:`\gamma_W` and its coefficient of :math:`\bar x_{\cdot j}` is the contextual
-    effect :math:`\gamma_B - \gamma_W` (Raudenbush and Bryk 2002, sec. 5.2). Its standard
+    effect :math:`\gamma_B - \gamma_W` (Raudenbush and Bryk 2002, ch. 5). Its standard
     error is :math:`\sqrt{v_{BB} + v_{WW} - 2 v_{BW}}` from the covariance matrix of the
     estimates; it equals the standard error of that direct fit. Validated against lme4
     (``tests/reference``: ``hsb_contextual`` and ``hsb_contextual_ses``).
