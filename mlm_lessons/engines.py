@@ -184,6 +184,16 @@ def _term(name: str) -> str:
     return "Intercept" if name == "(Intercept)" else name
 
 
+def _match(names, wanted: str) -> str | None:
+    """The name in ``names`` that is ``wanted`` up to the order of an interaction's parts
+    (lme4 writes ``cses:catholic`` where patsy writes ``catholic:cses``)."""
+    key = ":".join(sorted(wanted.split(":")))
+    for name in names:
+        if ":".join(sorted(name.split(":"))) == key:
+            return name
+    return None
+
+
 def _value_of(fit: MixedFit, quantity: str) -> float:
     if quantity == "sigma2":
         return fit.sigma2
@@ -198,10 +208,10 @@ def _value_of(fit: MixedFit, quantity: str) -> float:
     kind, inside = m.groups()
     if kind in ("fixef", "se"):
         table = fit.fixed.set_index("term")
-        term = _term(inside)
-        if term not in table.index:
+        term = _match(table.index, _term(inside))
+        if term is None:
             raise KeyError(
-                f"term {term!r} of {quantity!r} is not a fixed effect of the fit; fixed "
+                f"term {_term(inside)!r} of {quantity!r} is not a fixed effect of the fit; fixed "
                 f"effects: {', '.join(table.index)}"
             )
         return float(table.loc[term, "estimate" if kind == "fixef" else "std_error"])

@@ -204,3 +204,13 @@ def test_published_errors(hsb):
         mlm.compare_with_published(good, "fit")
     with pytest.raises(ValueError, match="decimals must be a non-negative integer"):
         mlm.compare_with_published(good, fit, decimals=-1)
+
+
+def test_published_interactions_match_in_any_order(hsb):
+    # R&B / lme4 write cses:catholic; patsy names the same term catholic:cses
+    full = mlm.fit_full_model(hsb, "mathach", "school", level1=["cses"],
+                              level2=["meanses", "catholic"])
+    published = pd.DataFrame({"quantity": ["fixef[cses:catholic]", "fixef[meanses:cses]"],
+                              "published": [-1.64, 1.04]})
+    table = mlm.compare_with_published(published, full)
+    assert table["agrees"].all()
