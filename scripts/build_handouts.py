@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"documents": []}
+    previous = out / "manifest.json"
+    if args.no_book and previous.exists():  # keep the book's entries, redo the cheat sheet
+        kept = json.loads(previous.read_text())["documents"]
+        manifest["documents"] = [d for d in kept if d["kind"] != "cheatsheet"]
 
     def record(pdf: Path, kind: str, seconds: float, **extra) -> None:
         target = out / pdf.name
