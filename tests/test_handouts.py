@@ -37,9 +37,18 @@ def manifest() -> dict:
         f"TeX Live / poppler not found ({', '.join(missing)}); see scripts/build_handouts.py",
     )
     path = OUT / "manifest.json"
-    if not path.exists() or path.stat().st_mtime < newest_source_mtime():
+    if not _up_to_date(path):
         run([sys.executable, "scripts/build_handouts.py", "--out", str(OUT)])
     return json.loads(path.read_text())
+
+
+def _up_to_date(path: Path) -> bool:
+    """A complete build (book, parts, cheat sheet, all PDFs) newer than every source."""
+    if not path.exists() or path.stat().st_mtime < newest_source_mtime():
+        return False
+    docs = json.loads(path.read_text())["documents"]
+    kinds = {d["kind"] for d in docs}
+    return {"book", "cheatsheet"} <= kinds and all((OUT / d["pdf"]).is_file() for d in docs)
 
 
 def _norm(text: str) -> str:
@@ -146,3 +155,13 @@ def test_cheatsheet_is_two_sided_at_most_with_computed_values(manifest):
     # 50:50 mixture of chi2(0) and chi2(1), whose 5 % point is chi2(1) at 10 %
     assert f"{stats.chi2.isf(0.05, 1):.2f}" in text
     assert f"{stats.chi2.isf(0.10, 1):.2f}" in text
+
+
+def test_no_unresolved_references(manifest):
+    # LaTeX prints ?? for a reference it cannot resolve; part handouts take the numbers of
+    # other parts from the whole book's .aux (xr), so they have none either
+    for doc in _docs(manifest, "book") + _docs(manifest, "part"):
+        text = _text(OUT / doc["pdf"])
+        assert "??" not in text, (
+            f"{doc['pdf']}: unresolved reference near {text[text.find('??') - 80 : text.find('??') + 20]!r}"
+        )
