@@ -36,8 +36,13 @@ format: env
 	$(BIN)/ruff format mlm_lessons tests
 	$(BIN)/ruff check --fix .
 
+# JupyterLab on book/ (the pages' "JupyterLab" launch links expect port 8888); it fetches
+# nothing: no update check, no news feed, no PyPI extension manager. --allow-root for
+# workshop containers that run as root.
 lab: env
-	$(BIN)/jupyter lab --notebook-dir=book
+	$(BIN)/jupyter lab --notebook-dir=book --LabApp.extension_manager=readonly \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 handouts: env
 	$(BIN)/python scripts/build_handouts.py
