@@ -12,6 +12,7 @@ the last build, then checks with poppler (pdftotext, pdfinfo, pdfimages) that
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -165,3 +166,15 @@ def test_no_unresolved_references(manifest):
         assert "??" not in text, (
             f"{doc['pdf']}: unresolved reference near {text[text.find('??') - 80 : text.find('??') + 20]!r}"
         )
+
+
+def test_missing_tex_stops_with_the_packages_to_install(monkeypatch):
+    # runs everywhere: pretend no TeX tool is installed
+    build_handouts = importlib.import_module("build_handouts")
+    monkeypatch.setattr(build_handouts.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit) as exc:
+        build_handouts.check_tools()
+    message = str(exc.value)
+    assert "xelatex" in message
+    for package in ("texlive-xetex", "texlive-latex-extra", "latexmk", "fonts-freefont-otf"):
+        assert package in message
