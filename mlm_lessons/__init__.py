@@ -5,6 +5,7 @@ any two-level data set, not only the course's.
 """
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
+from mlm_lessons._glue import glue
 from mlm_lessons.bootstrap import (
     BootstrapLRTResult,
     bootstrap_lrt,
@@ -112,6 +113,7 @@ __all__ = [
     "fit_random_intercept",
     "fit_three_level",
     "gls_fixed_effects",
+    "glue",
     "group_means",
     "group_residual_sd",
     "icc_anova",
