@@ -178,7 +178,7 @@ class _Refitter:
             for s in starts:
                 res = optimize.minimize(
                     f, s, method="SLSQP", bounds=self.bounds, jac="2-point",
-                    options={"ftol": 1e-12, "maxiter": 500},
+                    options={"ftol": 1e-10, "maxiter": 500},
                 )
                 cands.append((res.x, res.fun))
         cands += [(np.asarray(p, dtype=float), f(p)) for p in points]
