@@ -206,17 +206,26 @@ def fit_three_level(
     parents = pd.DataFrame({"k": codes2, "j": codes3}).drop_duplicates()
     if parents["k"].duplicated().any():  # cannot happen with the compound key; kept as a guard
         raise ValueError(f"some {level2!r} units appear in more than one {level3!r} unit")
-    st = _lmm3.sufficient_stats3(
-        design.y, design.X, z2.to_numpy(dtype=float), design.Z, codes2, codes3
-    )
+    st = _lmm3.sufficient_stats3(design.y, design.X, z2.to_numpy(dtype=float), design.Z,
+                                 codes2, codes3)
     q2, q3 = st.q2, st.q3
     reml = method == "REML"
     identity = np.concatenate(
         [_lmm.theta_from_lambda(np.eye(q2), False), _lmm.theta_from_lambda(np.eye(q3), False)]
     )
+    Z2 = z2.to_numpy(dtype=float)
+    start = np.concatenate(
+        [
+            _lmm.moment_start(design.y, design.X, Z2, codes2,
+                              _lmm.sufficient_stats(design.y, design.X, Z2, codes2), False),
+            _lmm.moment_start(design.y, design.X, design.Z, codes3,
+                              _lmm.sufficient_stats(design.y, design.X, design.Z, codes3),
+                              False),
+        ]
+    )
     opt = _lmm.minimize_deviance(
         lambda t: _lmm3.deviance3(t, st, reml, False),
-        identity * 0.5,
+        start,
         _lmm3.bounds3(q2, q3, False),
         identity,
     )
