@@ -7,7 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
+# No MPLBACKEND: notebook kernels must use the inline backend, or plt.show() stores no
+# figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
+unexport MPLBACKEND
 
 .PHONY: env book test lint format lab clean bench handouts student
 

@@ -86,6 +86,34 @@ def split_book(tex: str) -> tuple[str, str, list[str], str]:
     return tex[:start], blocks[0], blocks[1:], "\\end{document}\n"
 
 
+def fix_exercise_refs(tex: str) -> str:
+    """Make references to exercises resolve in LaTeX.
+
+    sphinx-exercise labels an exercise ``exercise:LABEL`` and types its number into the box
+    title ("Exercise 3.7.3"), while references point at ``DOC:LABEL``, so LaTeX prints "??".
+    Each referenced exercise gets the missing labels, carrying its number.
+    """
+    targets: dict[str, set[str]] = {}
+    for full in re.findall(r"\\ref\{\\detokenize\{([^}]+)\}\}", tex):
+        doc, _, label = full.rpartition(":")
+        if doc:
+            targets.setdefault(label, set()).add(full)
+    pattern = re.compile(
+        r"(\\phantomsection\s*\\label\{exercise:([^}]+)\})"
+        r"(?=\s*\\begin\{sphinxadmonition\}\{note\}\{Exercise ([0-9.]+)\})"
+    )
+
+    def add_labels(m: re.Match) -> str:
+        fulls = sorted(targets.get(m.group(2), ()))
+        if not fulls:
+            return m.group(1)
+        labels = "".join(f"\\label{{\\detokenize{{{full}}}}}" for full in fulls)
+        number = m.group(3)
+        return f"{m.group(1)}\\makeatletter\\def\\@currentlabel{{{number}}}\\makeatother{labels}"
+
+    return pattern.sub(add_labels, tex)
+
+
 def chapters_of(block: str) -> list[str]:
     """Split a part block into its chapters (each starting at ``\\chapter{``)."""
     return re.split(r"(?m)^(?=\\sphinxstepscope\s*\n\s*\n*\\chapter\{)", block)[1:]
@@ -217,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             out / "sphinx-latex.log",
         )
         latex_dir = src / "_build" / "latex"
-        book_pdf = latexmk(latex_dir / f"{TARGET}.tex")
+        book_tex = latex_dir / f"{TARGET}.tex"
+        book_tex.write_text(fix_exercise_refs(book_tex.read_text()))
+        book_pdf = latexmk(book_tex)
         record(book_pdf, "book", time.perf_counter() - t0, chapters=[p.title for p in toc.pages])
 
         head, _front, parts, _back = split_book((latex_dir / f"{TARGET}.tex").read_text())

@@ -186,8 +186,8 @@ def _run(path: Path, folder: Path) -> str | None:
             f"assert _m.data_dir() == _p.Path({str(folder)!r}) / 'data'"
         )
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("MLM_DATA_DIR", "PYTHONPATH")}
-    env["MPLBACKEND"] = "Agg"
+    drop = ("MLM_DATA_DIR", "PYTHONPATH", "MPLBACKEND")  # a student's kernel has none of them
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = str(folder)  # the student folder's package, as its make env installs
     client = NotebookClient(
         nb,
