@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mlm_lessons._checks import check_columns, check_frame, check_no_missing, check_numeric
-from mlm_lessons.models import fit_mixed
+from mlm_lessons.models import _wald_table, fit_mixed
 
 __all__ = ["plot_within_between", "within_between"]
 
@@ -117,22 +116,11 @@ def within_between(
         ]
     )
     estimate = np.array([w, b, b - w])
-    se = np.sqrt(v)
-    z = estimate / se
-    crit = stats.norm.ppf(0.5 + conf_level / 2)
     between_term = group_mean if group_mean is not None else f"mean({predictor})"
-    return pd.DataFrame(
-        {
-            "effect": ["within", "between", "contextual"],
-            "term": [f"{predictor} - mean({predictor})", between_term, "between - within"],
-            "estimate": estimate,
-            "std_error": se,
-            "statistic": z,
-            "p_value": 2 * stats.norm.sf(np.abs(z)),
-            "ci_low": estimate - crit * se,
-            "ci_high": estimate + crit * se,
-        }
-    )
+    terms = [f"{predictor} - mean({predictor})", between_term, "between - within"]
+    table = _wald_table(terms, estimate, np.sqrt(v), conf_level)
+    table.insert(0, "effect", ["within", "between", "contextual"])
+    return table
 
 
 def _fit_within_between(

@@ -287,7 +287,11 @@ class MixedFit:
 
 
 def _fixed_table(names, beta, cov, conf_level) -> pd.DataFrame:
-    se = np.sqrt(np.diag(cov))
+    return _wald_table(names, beta, np.sqrt(np.diag(cov)), conf_level)
+
+
+def _wald_table(names, beta, se, conf_level) -> pd.DataFrame:
+    """``term, estimate, std_error, statistic, p_value, ci_low, ci_high`` (Wald z)."""
     z = beta / se
     crit = stats.norm.ppf(0.5 + conf_level / 2)
     return pd.DataFrame(
