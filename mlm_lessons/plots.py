@@ -29,6 +29,7 @@ from mlm_lessons._checks import (
     check_no_missing,
     check_numeric,
 )
+from mlm_lessons.compare import _group_slopes
 
 __all__ = [
     "PALETTE",
@@ -112,26 +113,25 @@ def _sample_groups(groups: Sequence, n_groups: int | None, seed: int) -> list:
     return [g for i, g in enumerate(groups) if i in keep]
 
 
-def _ols_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Intercept and slope of the least-squares line of y on x (NaN if x is constant)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    xc = x - x.mean()
-    sxx = float(xc @ xc)
-    if len(x) < 2 or sxx <= 1e-12 * max(1.0, float(x @ x)):
-        return np.nan, np.nan
-    slope = float(xc @ (y - y.mean())) / sxx
-    return float(y.mean() - slope * x.mean()), slope
-
-
 def _group_ols(data, outcome, predictor, group) -> pd.DataFrame:
-    """Per-group OLS intercept and slope, with the group's size and x range."""
-    rows = []
-    for g, d in data.groupby(group, sort=False, observed=True):
-        x = d[predictor].to_numpy(dtype=float)
-        b0, b1 = _ols_line(x, d[outcome].to_numpy(dtype=float))
-        rows.append((g, len(d), b0, b1, x.min(), x.max()))
-    return pd.DataFrame(rows, columns=["group", "n", "intercept", "slope", "x_min", "x_max"])
+    """Per-group OLS intercept and slope (as :func:`per_group_slopes`), with the x range."""
+    codes, groups = pd.factorize(data[group], sort=False)
+    J = len(groups)
+    x = data[predictor].to_numpy(dtype=float)
+    res = _group_slopes(data[outcome].to_numpy(dtype=float), x, codes, J)
+    x_min, x_max = np.full(J, np.inf), np.full(J, -np.inf)
+    np.minimum.at(x_min, codes, x)
+    np.maximum.at(x_max, codes, x)
+    return pd.DataFrame(
+        {
+            "group": np.asarray(groups),
+            "n": res["n"],
+            "intercept": res["intercept"],
+            "slope": res["slope"],
+            "x_min": x_min,
+            "x_max": x_max,
+        }
+    )
 
 
 def _fit_parts(fit):
