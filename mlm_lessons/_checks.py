@@ -16,6 +16,7 @@ __all__ = [
     "check_numeric",
     "check_no_missing",
     "check_groups",
+    "check_conf_level",
 ]
 
 
@@ -101,3 +102,10 @@ def check_groups(
             f"variation cannot be separated"
         )
     return sizes
+
+
+def check_conf_level(conf_level: float) -> float:
+    """Raise ``ValueError`` unless ``0 < conf_level < 1``; return it unchanged."""
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    return conf_level

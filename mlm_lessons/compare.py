@@ -15,6 +15,7 @@ from scipy import stats
 
 from mlm_lessons._checks import (
     check_columns,
+    check_conf_level,
     check_frame,
     check_groups,
     check_no_missing,
@@ -260,8 +261,7 @@ def compare_approaches(
     3           pooled OLS (cluster-robust SE)     3.184      0.133      160
     4             multilevel: random intercept     2.390      0.106      160
     """
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    check_conf_level(conf_level)
     _check_inputs(data, outcome, predictor, group, min_groups=3)
     from mlm_lessons.models import fit_mixed
 

@@ -24,6 +24,7 @@ from scipy import optimize, stats
 from mlm_lessons import _lmm
 from mlm_lessons._checks import (
     check_columns,
+    check_conf_level,
     check_frame,
     check_groups,
     check_no_missing,
@@ -148,9 +149,7 @@ def _prepare(data: pd.DataFrame, outcome: str, group: str) -> tuple[np.ndarray, 
 def _check_conf_level(conf_level) -> float:
     if isinstance(conf_level, bool) or not isinstance(conf_level, numbers.Real):
         raise TypeError(f"conf_level must be a number between 0 and 1, not {conf_level!r}")
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
-    return float(conf_level)
+    return float(check_conf_level(conf_level))
 
 
 # --- the three estimators ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons import _lmm
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_frame
+from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_conf_level, check_frame
 from mlm_lessons._design import Design, build_design, new_design
 from mlm_lessons._threads import single_blas_thread
 
@@ -395,8 +395,7 @@ def fit_mixed(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    check_conf_level(conf_level)
     design = build_design(data, formula, group, re_formula)
     reml = method == "REML"
     st = _lmm.sufficient_stats(design.y, design.X, design.Z, design.codes)

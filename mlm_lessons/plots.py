@@ -24,6 +24,7 @@ from scipy import stats
 
 from mlm_lessons._checks import (
     check_columns,
+    check_conf_level,
     check_frame,
     check_groups,
     check_no_missing,
@@ -217,8 +218,7 @@ def plot_group_means(
     """
     if order not in ("mean", "size"):
         raise ValueError(f"order must be 'mean' or 'size', not {order!r}")
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    check_conf_level(conf_level)
     _check_data(data, [outcome], group)
     g = data.groupby(group, sort=True, observed=True)[outcome].agg(["size", "mean", "std"])
     g = g.sort_values(["mean"] if order == "mean" else ["size", "mean"], kind="mergesort")
@@ -548,8 +548,7 @@ def plot_caterpillar(
     160
     """
     _fit_parts(fit)
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    check_conf_level(conf_level)
     re = fit.random_effects()
     terms = list(pd.unique(re["term"]))
     if term not in terms:

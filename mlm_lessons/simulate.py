@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons import _lmm
+from mlm_lessons._checks import check_conf_level
 from mlm_lessons.compare import _cluster_vcov, _naive_vcov, _ols
 
 __all__ = ["simulate_two_level", "coverage_study", "icc_estimator_study"]
@@ -347,8 +348,7 @@ def coverage_study(
     L = _check_tau(tau00, tau11, 0.0)
     sigma2 = _check_real(sigma2, "sigma2", minimum=0.0, strict=True)
     x_between_sd = _check_real(x_between_sd, "x_between_sd", minimum=0.0)
-    if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be between 0 and 1, not {conf_level!r}")
+    check_conf_level(conf_level)
     if sizes.sum() <= 4:
         raise ValueError(f"{sizes.sum()} rows in all are too few to fit a random slope")
     rng = _rng(seed)
