@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from mlm_lessons import _lmm
-from mlm_lessons.models import MixedFit
+from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
     "BootstrapLRTResult",
@@ -37,12 +37,7 @@ __all__ = [
 
 
 def _check_fit(fit: object, name: str = "fit") -> MixedFit:
-    if not isinstance(fit, MixedFit):
-        raise TypeError(
-            f"{name} must be a MixedFit from mlm_lessons (e.g. mlm.fit_mixed(...)), "
-            f"not {type(fit).__name__}"
-        )
-    return fit
+    return _check_mixed_fit(fit, "from mlm_lessons (e.g. mlm.fit_mixed(...))", name)
 
 
 def _check_count(value: object, name: str, *, minimum: int = 1) -> int:

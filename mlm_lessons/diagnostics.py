@@ -18,7 +18,7 @@ from scipy import stats
 
 from mlm_lessons import _lmm
 from mlm_lessons._checks import MLMWarning, check_columns, check_numeric
-from mlm_lessons.models import MixedFit
+from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
     "GroupInfluence",
@@ -31,12 +31,7 @@ __all__ = [
 
 
 def _check_fit(fit: object) -> MixedFit:
-    if not isinstance(fit, MixedFit):
-        raise TypeError(
-            f"fit must be a MixedFit (from mlm.fit_mixed or a fit_* stage function), "
-            f"not {type(fit).__name__}"
-        )
-    return fit
+    return _check_mixed_fit(fit, "(from mlm.fit_mixed or a fit_* stage function)")
 
 
 def residual_table(fit: MixedFit) -> pd.DataFrame:

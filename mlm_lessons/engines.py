@@ -20,7 +20,7 @@ import pandas as pd
 
 from mlm_lessons._checks import check_columns, check_frame, check_groups, check_numeric
 from mlm_lessons._design import build_design
-from mlm_lessons.models import MixedFit, fit_mixed
+from mlm_lessons.models import MixedFit, _check_mixed_fit, fit_mixed
 
 __all__ = ["compare_with_published", "compare_with_statsmodels"]
 
@@ -280,8 +280,7 @@ def compare_with_published(
     1              sigma2      39.15  39.148      -0.002    True
     2                 icc       0.18   0.180       0.000    True
     """
-    if not isinstance(fit, MixedFit):
-        raise TypeError(f"fit must be a MixedFit (from mlm.fit_mixed), not {type(fit).__name__}")
+    _check_mixed_fit(fit, "(from mlm.fit_mixed)")
     check_frame(published)
     check_columns(published, ["quantity", "published"])
     check_numeric(published, "published")

@@ -600,10 +600,9 @@ def reliability(fit) -> pd.DataFrame:
     >>> round(float(rel["reliability"].mean()), 3)
     0.901
     """
-    from mlm_lessons.models import MixedFit
+    from mlm_lessons.models import _check_mixed_fit
 
-    if not isinstance(fit, MixedFit):
-        raise TypeError(f"fit must be a MixedFit (e.g. from fit_null), not {type(fit).__name__}")
+    _check_mixed_fit(fit, "(e.g. from fit_null)")
     if fit.tau.shape[0] != 1:
         raise ValueError(
             f"reliability needs a random-intercept fit, but this fit has random effects "

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons.models import MixedFit
+from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models"]
 
@@ -79,11 +79,7 @@ class WaldResult:
 
 
 def _check_fit(fit: object, name: str) -> MixedFit:
-    if not isinstance(fit, MixedFit):
-        raise TypeError(
-            f"{name} must be a MixedFit (from fit_mixed, fit_null, ...), not {type(fit).__name__}"
-        )
-    return fit
+    return _check_mixed_fit(fit, "(from fit_mixed, fit_null, ...)", name)
 
 
 def _check_same_data(a: MixedFit, b: MixedFit, names: tuple[str, str]) -> None:

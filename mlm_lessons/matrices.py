@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import linalg
 
 from mlm_lessons._design import build_design
-from mlm_lessons.models import MixedFit
+from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
     "GLSResult",
@@ -47,12 +47,7 @@ _LOG2PI = np.log(2 * np.pi)
 
 
 def _check_fit(fit: object) -> MixedFit:
-    if not isinstance(fit, MixedFit):
-        raise TypeError(
-            f"fit must be a MixedFit (from mlm_lessons.fit_mixed or a fit_* stage function), "
-            f"not {type(fit).__name__}"
-        )
-    return fit
+    return _check_mixed_fit(fit, "(from mlm_lessons.fit_mixed or a fit_* stage function)")
 
 
 def _check_method(method: str | None, fit: MixedFit) -> str:

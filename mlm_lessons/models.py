@@ -286,6 +286,13 @@ class MixedFit:
             return model.fit(start_params=start, reml=self.method == "REML", method="bfgs")
 
 
+def _check_mixed_fit(fit: object, hint: str, name: str = "fit") -> MixedFit:
+    """Raise ``TypeError`` unless ``fit`` is a MixedFit; ``hint`` says where one comes from."""
+    if not isinstance(fit, MixedFit):
+        raise TypeError(f"{name} must be a MixedFit {hint}, not {type(fit).__name__}")
+    return fit
+
+
 def _fixed_table(names, beta, cov, conf_level) -> pd.DataFrame:
     return _wald_table(names, beta, np.sqrt(np.diag(cov)), conf_level)
 
