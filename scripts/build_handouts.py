@@ -5,7 +5,8 @@
 Output in ``_build/handouts/``:
 
 - ``mlm-course.pdf``: the whole book (Jupyter Book's LaTeX builder, XeLaTeX);
-- ``mlm-course-part-N.pdf``: part N of ``_toc.yml`` with the bibliography. It is cut from the
+- ``mlm-course-part-N.pdf``: part N of ``_toc.yml`` (every part, the reference part
+  included) with the bibliography. It is cut from the
   book's LaTeX source, so chapter, figure and equation numbers are those of the book, and
   references to other parts keep their numbers (``xr`` reads the book's ``.aux``);
 - ``cheatsheet.pdf``: ``latex/cheatsheet.tex``; critical values are computed here (scipy) and
@@ -254,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         if len(parts) != len(toc.parts):
             sys.exit(f"the book's LaTeX has {len(parts)} parts, _toc.yml {len(toc.parts)}")
         for i, part in enumerate(toc.parts):
-            if not part.numbered:
-                continue  # reference material (API, bibliography) is in the book only
             t0 = time.perf_counter()
             tex = latex_dir / f"{TARGET}-part-{i + 1}.tex"
             tex.write_text(part_tex(head, parts, i, toc))
