@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,8 @@ __all__ = [
     "check_no_missing",
     "check_groups",
     "check_conf_level",
+    "check_numeric_columns",
+    "check_numeric_data",
 ]
 
 
@@ -73,6 +75,25 @@ def check_no_missing(data: pd.DataFrame, columns: Iterable[str]) -> None:
                 f"column {c!r} has {n} missing value(s); drop those rows first, "
                 f"e.g. data.dropna(subset=[{c!r}])"
             )
+
+
+def check_numeric_columns(data: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Check that every column is in ``data``, numeric and without missing values."""
+    check_columns(data, columns)
+    for c in columns:
+        check_numeric(data, c)
+    check_no_missing(data, columns)
+
+
+def check_numeric_data(
+    data: pd.DataFrame, columns: Sequence[str], group: str | None = None
+) -> pd.Series | None:
+    """:func:`check_frame`, :func:`check_numeric_columns`, then the group sizes (if any)."""
+    check_frame(data)
+    check_numeric_columns(data, columns)
+    if group is None:
+        return None
+    return check_groups(data, group, min_groups=1)
 
 
 def check_groups(

@@ -10,13 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlm_lessons._checks import (
-    check_columns,
-    check_frame,
-    check_groups,
-    check_no_missing,
-    check_numeric,
-)
+from mlm_lessons._checks import check_frame, check_groups, check_numeric_columns
 
 __all__ = ["cluster_sizes", "variable_levels", "describe_levels"]
 
@@ -38,10 +32,7 @@ def _check_variables(data: pd.DataFrame, columns: list[str], group: str) -> None
             f"the group column {group!r} cannot also be described as a variable; "
             f"remove it from the list"
         )
-    check_columns(data, columns)
-    for c in columns:
-        check_numeric(data, c)
-    check_no_missing(data, columns)
+    check_numeric_columns(data, columns)
 
 
 def cluster_sizes(data: pd.DataFrame, group: str) -> pd.DataFrame:

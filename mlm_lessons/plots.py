@@ -25,10 +25,8 @@ from scipy import stats
 from mlm_lessons._checks import (
     check_columns,
     check_conf_level,
-    check_frame,
-    check_groups,
-    check_no_missing,
     check_numeric,
+    check_numeric_data,
 )
 from mlm_lessons.compare import _group_slopes
 
@@ -91,15 +89,6 @@ def _axes(ax):
     if ax is None:
         _, ax = plt.subplots()
     return ax
-
-
-def _check_data(data, columns, group):
-    check_frame(data)
-    check_columns(data, columns)
-    for c in columns:
-        check_numeric(data, c)
-    check_no_missing(data, columns)
-    return check_groups(data, group, min_groups=1)
 
 
 def _sample_groups(groups: Sequence, n_groups: int | None, seed: int) -> list:
@@ -219,7 +208,7 @@ def plot_group_means(
     if order not in ("mean", "size"):
         raise ValueError(f"order must be 'mean' or 'size', not {order!r}")
     check_conf_level(conf_level)
-    _check_data(data, [outcome], group)
+    check_numeric_data(data, [outcome], group)
     g = data.groupby(group, sort=True, observed=True)[outcome].agg(["size", "mean", "std"])
     g = g.sort_values(["mean"] if order == "mean" else ["size", "mean"], kind="mergesort")
     tcrit = stats.t.ppf((1 + conf_level) / 2, np.maximum(g["size"] - 1, 1))
@@ -292,7 +281,7 @@ def plot_within_spread(
     >>> len(ax.get_xticklabels())
     10
     """
-    _check_data(data, [outcome], group)
+    check_numeric_data(data, [outcome], group)
     groups = _sample_groups(sorted(data[group].unique(), key=str), n_groups, seed)
     sub = data[data[group].isin(groups)]
     med = sub.groupby(group, observed=True)[outcome].median()
@@ -370,7 +359,7 @@ def plot_spaghetti(
     >>> len(ax.lines)
     18
     """
-    _check_data(data, [outcome, predictor], group)
+    check_numeric_data(data, [outcome, predictor], group)
     if hue is not None:
         check_columns(data, [hue], role="hue column")
         varying = data.groupby(group, observed=True)[hue].nunique(dropna=False) > 1

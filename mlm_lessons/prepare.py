@@ -9,25 +9,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from mlm_lessons._checks import (
-    check_columns,
-    check_frame,
-    check_groups,
-    check_no_missing,
-    check_numeric,
-)
+from mlm_lessons._checks import check_numeric_data
 
 __all__ = ["center", "group_means", "add_group_mean"]
-
-
-def _check(data: pd.DataFrame, columns: Sequence[str], group: str | None) -> None:
-    check_frame(data)
-    check_columns(data, columns)
-    for c in columns:
-        check_numeric(data, c)
-    check_no_missing(data, columns)
-    if group is not None:
-        check_groups(data, group, min_groups=1)
 
 
 def center(
@@ -63,7 +47,7 @@ def center(
     >>> center(df, "x")["x_cgm"].tolist()
     [-6.0, -4.0, 3.0, 7.0]
     """
-    _check(data, [column], group)
+    check_numeric_data(data, [column], group)
     out = data.copy()
     if group is None:
         out[name or f"{column}_cgm"] = out[column] - out[column].mean()
@@ -85,7 +69,7 @@ def add_group_mean(
     >>> add_group_mean(df, "x", "g")["x_mean"].tolist()
     [2.0, 2.0, 5.0]
     """
-    _check(data, [column], group)
+    check_numeric_data(data, [column], group)
     out = data.copy()
     out[name or f"{column}_mean"] = out.groupby(group, sort=False, observed=True)[
         column
@@ -112,7 +96,7 @@ def group_means(data: pd.DataFrame, columns: Sequence[str] | str, group: str) ->
     1  b  1  5.0
     """
     cols = [columns] if isinstance(columns, str) else list(columns)
-    _check(data, cols, group)
+    check_numeric_data(data, cols, group)
     grouped = data.groupby(group, sort=False, observed=True)
     out = grouped[cols].mean()
     out.insert(0, "n", grouped.size())
