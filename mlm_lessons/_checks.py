@@ -12,6 +12,7 @@ __all__ = [
     "ConvergenceWarning",
     "BoundaryWarning",
     "check_frame",
+    "check_names",
     "check_columns",
     "check_numeric",
     "check_no_missing",
@@ -44,6 +45,13 @@ def check_frame(data: object) -> pd.DataFrame:
     if len(data) == 0:
         raise ValueError("data has no rows")
     return data
+
+
+def check_names(**names: object) -> None:
+    """Raise ``TypeError`` for the first argument (``role=name``) that is not a string."""
+    for what, name in names.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{what} must be a column name (str), not {type(name).__name__}")
 
 
 def check_columns(data: pd.DataFrame, columns: Iterable[str], *, role: str = "column") -> None:

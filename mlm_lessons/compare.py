@@ -18,6 +18,7 @@ from mlm_lessons._checks import (
     check_conf_level,
     check_frame,
     check_groups,
+    check_names,
     check_no_missing,
     check_numeric,
 )
@@ -76,9 +77,7 @@ def _check_inputs(
     data: pd.DataFrame, outcome: str, predictor: str, group: str, *, min_groups: int
 ) -> pd.Series:
     check_frame(data)
-    for name, what in ((outcome, "outcome"), (predictor, "predictor"), (group, "group")):
-        if not isinstance(name, str):
-            raise TypeError(f"{what} must be a column name (str), not {type(name).__name__}")
+    check_names(outcome=outcome, predictor=predictor, group=group)
     check_columns(data, [outcome, predictor], role="column")
     sizes = check_groups(data, group, min_groups=min_groups)
     check_numeric(data, outcome, role="outcome")

@@ -27,6 +27,7 @@ from mlm_lessons._checks import (
     check_conf_level,
     check_frame,
     check_groups,
+    check_names,
     check_no_missing,
     check_numeric,
 )
@@ -127,9 +128,7 @@ def _anova_from(a: _Anova) -> tuple[float, float, float]:
 
 def _prepare(data: pd.DataFrame, outcome: str, group: str) -> tuple[np.ndarray, np.ndarray, int]:
     check_frame(data)
-    for name, what in ((outcome, "outcome"), (group, "group")):
-        if not isinstance(name, str):
-            raise TypeError(f"{what} must be a column name (str), not {type(name).__name__}")
+    check_names(outcome=outcome, group=group)
     check_columns(data, [outcome], role="outcome")
     check_groups(data, group, min_groups=2)
     check_numeric(data, outcome, role="outcome")
