@@ -208,12 +208,17 @@ def solve(theta: np.ndarray, st: Stats, reml: bool, diagonal: bool) -> Solution:
     )
 
 
-def deviance(theta: np.ndarray, st: Stats, reml: bool, diagonal: bool) -> float:
+def finite_deviance(solver, *args) -> float:
+    """``solver(*args).deviance``; inf where the solve fails or the deviance is not finite."""
     try:
-        dev = solve(theta, st, reml, diagonal).deviance
+        dev = solver(*args).deviance
     except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
         return np.inf
     return dev if np.isfinite(dev) else np.inf
+
+
+def deviance(theta: np.ndarray, st: Stats, reml: bool, diagonal: bool) -> float:
+    return finite_deviance(solve, theta, st, reml, diagonal)
 
 
 def conditional_modes(s: Solution) -> tuple[np.ndarray, np.ndarray]:

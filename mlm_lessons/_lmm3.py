@@ -24,6 +24,7 @@ from mlm_lessons._lmm import (
     _batched_backward,
     _batched_cholesky,
     _batched_forward,
+    finite_deviance,
     make_lambda,
 )
 
@@ -190,11 +191,7 @@ def solve3(theta, st: Stats3, reml: bool, diagonal: bool) -> Solution3:
 
 
 def deviance3(theta, st, reml, diagonal) -> float:
-    try:
-        dev = solve3(theta, st, reml, diagonal).deviance
-    except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
-        return np.inf
-    return dev if np.isfinite(dev) else np.inf
+    return finite_deviance(solve3, theta, st, reml, diagonal)
 
 
 def random_effects3(s: Solution3, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
