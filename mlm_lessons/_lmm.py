@@ -283,6 +283,16 @@ class Optimum:
     at_boundary: bool
 
 
+def cross_difference(f, x: np.ndarray, steps: np.ndarray, i: int, j: int) -> float:
+    """Four-point central difference of d2f / dx_i dx_j (steps ``steps[i]``, ``steps[j]``)."""
+    ei = np.zeros(len(x))
+    ej = np.zeros(len(x))
+    ei[i], ej[j] = steps[i], steps[j]
+    return (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+        4 * steps[i] * steps[j]
+    )
+
+
 def _gradient_hessian(f, x: np.ndarray, bounds, h: float = 1e-4):
     """Central-difference gradient and Hessian, one-sided where a bound is active."""
     k = len(x)
@@ -304,12 +314,7 @@ def _gradient_hessian(f, x: np.ndarray, bounds, h: float = 1e-4):
             H[i, i] = (fp - 2 * f0 + fm) / steps[i] ** 2
     for i in range(k):
         for j in range(i + 1, k):
-            ei = np.zeros(k)
-            ej = np.zeros(k)
-            ei[i], ej[j] = steps[i], steps[j]
-            H[i, j] = H[j, i] = (
-                f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
-            ) / (4 * steps[i] * steps[j])
+            H[i, j] = H[j, i] = cross_difference(f, x, steps, i, j)
     return g, H
 
 

@@ -17,6 +17,7 @@ from scipy import optimize, special
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
 from mlm_lessons._design import Design, build_design, new_design
+from mlm_lessons._lmm import cross_difference
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _fixed_table
 
@@ -160,12 +161,7 @@ def _hessian(f, x, h=1e-4):
     steps = h * np.maximum(1.0, np.abs(x))
     for i in range(k):
         for j in range(i, k):
-            ei = np.zeros(k)
-            ej = np.zeros(k)
-            ei[i], ej[j] = steps[i], steps[j]
-            H[i, j] = H[j, i] = (
-                f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
-            ) / (4 * steps[i] * steps[j])
+            H[i, j] = H[j, i] = cross_difference(f, x, steps, i, j)
     return H
 
 
