@@ -18,6 +18,7 @@ __all__ = [
     "check_no_missing",
     "check_groups",
     "check_conf_level",
+    "check_method",
     "check_numeric_columns",
     "check_numeric_data",
 ]
@@ -83,6 +84,13 @@ def check_no_missing(data: pd.DataFrame, columns: Iterable[str]) -> None:
                 f"column {c!r} has {n} missing value(s); drop those rows first, "
                 f"e.g. data.dropna(subset=[{c!r}])"
             )
+
+
+def check_method(method: str) -> str:
+    """Raise ``ValueError`` unless ``method`` is ``"REML"`` or ``"ML"``; return it."""
+    if method not in ("REML", "ML"):
+        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
+    return method
 
 
 def check_numeric_columns(data: pd.DataFrame, columns: Sequence[str]) -> None:

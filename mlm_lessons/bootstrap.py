@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from mlm_lessons import _lmm
+from mlm_lessons._checks import check_method
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -273,9 +274,7 @@ def parametric_bootstrap(
     """
     _check_fit(fit)
     n_boot = _check_count(n_boot, "n_boot")
-    method = fit.method if method is None else method
-    if method not in ("REML", "ML"):
-        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
+    method = check_method(fit.method if method is None else method)
     ys = simulate_from_fit(fit, n_sims=n_boot, seed=seed)
     refitter = _Refitter(fit, method)
     start = [_theta(fit)]

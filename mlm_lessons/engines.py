@@ -18,13 +18,18 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlm_lessons._checks import check_columns, check_frame, check_groups, check_numeric
+from mlm_lessons._checks import (
+    check_columns,
+    check_frame,
+    check_groups,
+    check_method,
+    check_numeric,
+)
 from mlm_lessons._design import build_design
 from mlm_lessons.models import MixedFit, _check_mixed_fit, fit_mixed
 
 __all__ = ["compare_with_published", "compare_with_statsmodels"]
 
-_METHODS = ("REML", "ML")
 _ENGINES = ("statsmodels default fit()", "statsmodels lbfgs", "mlm_lessons.fit_mixed")
 
 
@@ -122,8 +127,7 @@ def compare_with_statsmodels(
     import statsmodels.formula.api as smf
 
     check_frame(data)
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
+    check_method(method)
     check_groups(data, group)
     rf = None if re_formula is None else re_formula.strip().lstrip("~").strip()
     # Validates every column (names, numeric outcome, missing values) with clear messages.

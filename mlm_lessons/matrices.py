@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
+from mlm_lessons._checks import check_method
 from mlm_lessons._design import build_design
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
@@ -51,10 +52,7 @@ def _check_fit(fit: object) -> MixedFit:
 
 
 def _check_method(method: str | None, fit: MixedFit) -> str:
-    method = fit.method if method is None else method
-    if method not in ("REML", "ML"):
-        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
-    return method
+    return check_method(fit.method if method is None else method)
 
 
 def _check_tau(tau: object, fit: MixedFit) -> np.ndarray:

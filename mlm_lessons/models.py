@@ -22,7 +22,13 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons import _lmm
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_conf_level, check_frame
+from mlm_lessons._checks import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    check_conf_level,
+    check_frame,
+    check_method,
+)
 from mlm_lessons._design import Design, build_design, new_design
 from mlm_lessons._threads import single_blas_thread
 
@@ -34,9 +40,6 @@ __all__ = [
     "fit_random_coefficient",
     "fit_full_model",
 ]
-
-_METHODS = ("REML", "ML")
-
 
 @dataclass(frozen=True)
 class MixedFit:
@@ -400,8 +403,7 @@ def fit_mixed(
     >>> round(fit.sigma2, 2)
     37.03
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
+    check_method(method)
     check_conf_level(conf_level)
     design = build_design(data, formula, group, re_formula)
     reml = method == "REML"

@@ -10,10 +10,10 @@ import pandas as pd
 import patsy
 
 from mlm_lessons import _lmm, _lmm3
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_groups
+from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_groups, check_method
 from mlm_lessons._design import _check_formula_data, build_design
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import _METHODS, _fixed_table
+from mlm_lessons.models import _fixed_table
 
 __all__ = ["ThreeLevelFit", "fit_three_level"]
 
@@ -192,8 +192,7 @@ def fit_three_level(
     1   childid     0.670  0.556
     2  residual     0.347  0.288
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'REML' or 'ML', not {method!r}")
+    check_method(method)
     check_groups(data, level3)
     check_groups(data, level2)
     design = build_design(data, formula, level3, re_formula3)
