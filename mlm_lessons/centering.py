@@ -200,9 +200,7 @@ def plot_within_between(
     >>> len(ax.lines)  # 20 within-group lines and the between line
     21
     """
-    import matplotlib.pyplot as plt
-
-    from mlm_lessons.plots import PALETTE
+    from mlm_lessons.plots import PALETTE, _axes, _sample_groups
 
     if n_groups is not None and (
         not isinstance(n_groups, (int, np.integer)) or isinstance(n_groups, bool) or n_groups < 1
@@ -220,13 +218,8 @@ def plot_within_between(
         x_min=(predictor, "min"),
         x_max=(predictor, "max"),
     )
-    chosen = list(summary.index)
-    if n_groups is not None and n_groups < len(chosen):
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(len(chosen), size=n_groups, replace=False))
-        chosen = [chosen[i] for i in keep]
-    if ax is None:
-        _, ax = plt.subplots()
+    chosen = _sample_groups(summary.index, n_groups, seed)
+    ax = _axes(ax)
     for k, g in enumerate(chosen):
         row = summary.loc[g]
         centre = gamma["Intercept"] + gamma[mean_name] * row["x_mean"] + u[g]
