@@ -270,6 +270,10 @@ def compare_approaches(
     J, N = len(groups), len(y)
     rows = []
 
+    def t_row(approach, estimate, se, df, n_units, note):
+        """One row of the table, with a t interval on ``df`` degrees of freedom."""
+        return (approach, estimate, se, *_t_interval(estimate, se, df, conf_level), n_units, note)
+
     # Aggregated: OLS of group means.
     g = _group_slopes(y, x, codes, J)
     if np.ptp(g["xbar"]) <= 1e-10 * max(np.std(x), np.finfo(float).tiny):
@@ -281,11 +285,11 @@ def compare_approaches(
     beta, XtX_inv, resid = _ols(Xa, g["ybar"])
     se = float(np.sqrt(_naive_vcov(XtX_inv, resid)[1, 1]))
     rows.append(
-        (
+        t_row(
             APPROACHES[0],
             beta[1],
             se,
-            *_t_interval(beta[1], se, J - 2, conf_level),
+            J - 2,
             J,
             "between-group slope of the group means; ignores within-group variation and "
             "group sizes",
@@ -305,29 +309,20 @@ def compare_approaches(
     note = "unweighted mean of per-group OLS slopes; SE from their spread"
     if dropped:
         note += f"; {dropped} group(s) without an estimable slope left out"
-    rows.append((APPROACHES[1], est, se, *_t_interval(est, se, k - 1, conf_level), k, note))
+    rows.append(t_row(APPROACHES[1], est, se, k - 1, k, note))
 
     # Pooled OLS, naive and cluster-robust SE.
     Xp = np.column_stack([np.ones(N), x])
     beta, XtX_inv, resid = _ols(Xp, y)
     se = float(np.sqrt(_naive_vcov(XtX_inv, resid)[1, 1]))
-    rows.append(
-        (
-            APPROACHES[2],
-            beta[1],
-            se,
-            *_t_interval(beta[1], se, N - 2, conf_level),
-            N,
-            "treats every row as independent",
-        )
-    )
+    rows.append(t_row(APPROACHES[2], beta[1], se, N - 2, N, "treats every row as independent"))
     se = float(np.sqrt(_cluster_vcov(Xp, resid, codes, XtX_inv)[1, 1]))
     rows.append(
-        (
+        t_row(
             APPROACHES[3],
             beta[1],
             se,
-            *_t_interval(beta[1], se, J - 1, conf_level),
+            J - 1,
             J,
             "same slope; SE allows any correlation within groups (sandwich, HC1 factor)",
         )
