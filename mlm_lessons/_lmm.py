@@ -221,6 +221,18 @@ def deviance(theta: np.ndarray, st: Stats, reml: bool, diagonal: bool) -> float:
     return finite_deviance(solve, theta, st, reml, diagonal)
 
 
+def boundary_flags(T: np.ndarray, sigma2: float) -> tuple[np.ndarray, bool]:
+    """Boundary estimates of a random-effects covariance T.
+
+    Returns which variances are at zero (SD below ``1e-4 * sqrt(sigma2)``) and whether a
+    correlation is at +-1 (``|r| > 0.999``).
+    """
+    sd = np.sqrt(np.clip(np.diag(T), 0, None))
+    corr = T / np.outer(sd, sd) if np.all(sd > 0) else np.zeros_like(T)
+    np.fill_diagonal(corr, 0)
+    return sd < 1e-4 * np.sqrt(sigma2), bool(np.any(np.abs(corr) > 0.999))
+
+
 def conditional_modes(s: Solution) -> tuple[np.ndarray, np.ndarray]:
     """BLUPs u_j (J, q) and their conditional covariances (J, q, q) given beta-hat."""
     p = s.beta.shape[0]

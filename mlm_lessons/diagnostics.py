@@ -364,11 +364,8 @@ def _leave_one_out(fit: MixedFit, leave_out: list):
         )
         opt = _lmm.optimize_theta(st_j, start, reml, diagonal)
         new = _lmm.solve(opt.theta, st_j, reml, diagonal)
-        T = new.lam @ new.lam.T  # T / sigma2
-        sd = np.sqrt(np.clip(np.diag(T), 0, None))
-        corr = T / np.outer(sd, sd) if np.all(sd > 0) else np.zeros_like(T)
-        np.fill_diagonal(corr, 0)
-        degenerate = bool(np.any(sd < 1e-4) or np.any(np.abs(corr) > 0.999))
+        at_zero, corr_at_one = _lmm.boundary_flags(new.lam @ new.lam.T, 1.0)  # T / sigma2
+        degenerate = bool(at_zero.any() or corr_at_one)
         yield new.beta, bool(opt.scaled_gradient < 2e-3), degenerate
 
 

@@ -457,12 +457,9 @@ def fit_mixed(
 
 
 def _warn_if_needed(fit: MixedFit, opt: _lmm.Optimum) -> None:
-    T = fit.tau.to_numpy()
-    sd = np.sqrt(np.clip(np.diag(T), 0, None))
-    small = [t for t, s in zip(fit.tau.index, sd) if s < 1e-4 * np.sqrt(fit.sigma2)]
-    corr = T / np.outer(sd, sd) if np.all(sd > 0) else np.zeros_like(T)
-    np.fill_diagonal(corr, 0)
-    if small or np.any(np.abs(corr) > 0.999):
+    at_zero, corr_at_one = _lmm.boundary_flags(fit.tau.to_numpy(), fit.sigma2)
+    small = [t for t, z in zip(fit.tau.index, at_zero) if z]
+    if small or corr_at_one:
         what = (
             f"the variance of {', '.join(map(repr, small))} is estimated at zero"
             if small
