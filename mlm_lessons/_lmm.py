@@ -21,6 +21,7 @@ from scipy import linalg, optimize
 from mlm_lessons._threads import single_blas_thread
 
 LOG2PI = np.log(2 * np.pi)
+GRADIENT_TOL = 2e-3  # lme4's convergence check: max |scaled gradient| below this
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,7 @@ def minimize_deviance(fun, start: np.ndarray, bounds, identity: np.ndarray) -> O
     candidates = [("L-BFGS-B", *run_lbfgs(np.asarray(start, dtype=float)))]
     name, x, fx = candidates[0]
     g, scaled, boundary = check(x)
-    if not (scaled < 2e-3):
+    if not (scaled < GRADIENT_TOL):
         nm = optimize.minimize(
             f,
             x,

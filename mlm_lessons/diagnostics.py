@@ -366,7 +366,7 @@ def _leave_one_out(fit: MixedFit, leave_out: list):
         new = _lmm.solve(opt.theta, st_j, reml, diagonal)
         at_zero, corr_at_one = _lmm.boundary_flags(new.lam @ new.lam.T, 1.0)  # T / sigma2
         degenerate = bool(at_zero.any() or corr_at_one)
-        yield new.beta, bool(opt.scaled_gradient < 2e-3), degenerate
+        yield new.beta, bool(opt.scaled_gradient < _lmm.GRADIENT_TOL), degenerate
 
 
 # --- plots ------------------------------------------------------------------------------

@@ -428,7 +428,7 @@ def fit_mixed(
     fixed = _fixed_table(design.fixed_names, sol.beta, cov, conf_level)
     loglik = -sol.deviance / 2
     k = st.p + _lmm.theta_size(st.q, diagonal) + 1
-    converged = opt.scaled_gradient < 2e-3
+    converged = opt.scaled_gradient < _lmm.GRADIENT_TOL
 
     fit = MixedFit(
         formula=formula,

@@ -252,7 +252,7 @@ def fit_three_level(
         n_obs=st.n,
         n_level2=len(labels2),
         n_level3=len(design.groups),
-        converged=bool(opt.scaled_gradient < 2e-3),
+        converged=bool(opt.scaled_gradient < _lmm.GRADIENT_TOL),
         optimizer=opt.optimizer,
         _solution=sol,
         _labels2=pd.Index(labels2.get_level_values(1)),
