@@ -19,7 +19,7 @@ from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
 from mlm_lessons._design import Design, build_design, new_design
 from mlm_lessons._lmm import cross_difference
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import _fixed_table
+from mlm_lessons.models import _aic_bic, _fixed_table
 
 __all__ = ["LogisticMixedFit", "fit_logistic_mixed", "fit_gee", "attenuation_factor"]
 
@@ -252,6 +252,7 @@ def fit_logistic_mixed(
         modes = np.zeros(len(design.groups))
         mode_sd = np.zeros(len(design.groups))
     k = len(beta) + 1
+    aic, bic = _aic_bic(loglik, k, len(design.y))
     grad = optimize.approx_fprime(params, lambda p: -marginal.loglik(p), 1e-6)
     active = np.r_[at_boundary, np.zeros(len(beta), dtype=bool)]
     converged = bool(res.success or np.max(np.abs(grad[~active])) < 1e-2)
@@ -262,8 +263,8 @@ def fit_logistic_mixed(
         fixed=_fixed_table(design.fixed_names, beta, cov, conf_level),
         tau2=float(tau**2),
         loglik=float(loglik),
-        aic=float(-2 * loglik + 2 * k),
-        bic=float(-2 * loglik + k * np.log(len(design.y))),
+        aic=aic,
+        bic=bic,
         n_obs=len(design.y),
         n_groups=len(design.groups),
         converged=converged,

@@ -296,6 +296,11 @@ def _check_mixed_fit(fit: object, hint: str, name: str = "fit") -> MixedFit:
     return fit
 
 
+def _aic_bic(loglik: float, k: int, n_obs: int) -> tuple[float, float]:
+    """``-2 loglik + 2 k`` and ``-2 loglik + k log(n_obs)``, as lme4 computes them."""
+    return float(-2 * loglik + 2 * k), float(-2 * loglik + k * np.log(n_obs))
+
+
 def _fixed_table(names, beta, cov, conf_level) -> pd.DataFrame:
     return _wald_table(names, beta, np.sqrt(np.diag(cov)), conf_level)
 
@@ -429,6 +434,7 @@ def fit_mixed(
     loglik = -sol.deviance / 2
     k = st.p + _lmm.theta_size(st.q, diagonal) + 1
     converged = opt.scaled_gradient < _lmm.GRADIENT_TOL
+    aic, bic = _aic_bic(loglik, k, st.n)
 
     fit = MixedFit(
         formula=formula,
@@ -439,8 +445,8 @@ def fit_mixed(
         tau=tau,
         sigma2=float(sol.sigma2),
         loglik=float(loglik),
-        aic=float(-2 * loglik + 2 * k),
-        bic=float(-2 * loglik + k * np.log(st.n)),
+        aic=aic,
+        bic=bic,
         n_obs=st.n,
         n_groups=st.J,
         converged=bool(converged),

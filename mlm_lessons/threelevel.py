@@ -13,7 +13,7 @@ from mlm_lessons import _lmm, _lmm3
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_groups, check_method
 from mlm_lessons._design import _check_formula_data, build_design
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import _fixed_table
+from mlm_lessons.models import _aic_bic, _fixed_table
 
 __all__ = ["ThreeLevelFit", "fit_three_level"]
 
@@ -235,6 +235,7 @@ def fit_three_level(
     cov = sol.sigma2 * np.linalg.inv(sol.XtX_adj)
     loglik = -sol.deviance / 2
     k = st.p + q2 * (q2 + 1) // 2 + q3 * (q3 + 1) // 2 + 1
+    aic, bic = _aic_bic(loglik, k, st.n)
     fit = ThreeLevelFit(
         formula=formula,
         level2=level2,
@@ -247,8 +248,8 @@ def fit_three_level(
         tau3=tau3,
         sigma2=float(sol.sigma2),
         loglik=float(loglik),
-        aic=float(-2 * loglik + 2 * k),
-        bic=float(-2 * loglik + k * np.log(st.n)),
+        aic=aic,
+        bic=bic,
         n_obs=st.n,
         n_level2=len(labels2),
         n_level3=len(design.groups),
