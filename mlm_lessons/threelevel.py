@@ -10,7 +10,13 @@ import pandas as pd
 import patsy
 
 from mlm_lessons import _lmm, _lmm3
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, check_groups, check_method
+from mlm_lessons._checks import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    check_conf_level,
+    check_groups,
+    check_method,
+)
 from mlm_lessons._design import _check_formula_data, build_design
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _aic_bic, _fixed_table
@@ -193,6 +199,7 @@ def fit_three_level(
     2  residual     0.347  0.288
     """
     check_method(method)
+    check_conf_level(conf_level)
     check_groups(data, level3)
     check_groups(data, level2)
     design = build_design(data, formula, level3, re_formula3)

@@ -76,6 +76,8 @@ def test_bad_input(egsingle):
         mlm.fit_three_level(egsingle, "math ~ year", "kid", "schoolid")
     with pytest.raises(ValueError, match="method must be"):
         mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid", method="x")
+    with pytest.raises(ValueError, match="conf_level must be between 0 and 1"):
+        mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid", conf_level=95)
     bad = egsingle.copy()
     bad.loc[0, "math"] = np.nan
     with pytest.raises(ValueError, match="column 'math' has 1 missing"):
