@@ -40,6 +40,7 @@ from mlm_lessons.inference import (
     WaldResult,
     compare_models,
     lrt,
+    nesting,
     pre,
     wald_test,
 )
@@ -52,7 +53,9 @@ from mlm_lessons.matrices import (
     model_matrices,
 )
 from mlm_lessons.models import (
+    DataFingerprint,
     MixedFit,
+    ModelMatrices,
     fit_full_model,
     fit_mixed,
     fit_null,
@@ -72,7 +75,7 @@ from mlm_lessons.plots import (
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
 from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
-from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
+from mlm_lessons.threelevel import fit_three_level
 
 __version__ = "0.1.0"
 
@@ -87,7 +90,8 @@ __all__ = [
     "LogisticMixedFit",
     "MLMWarning",
     "MixedFit",
-    "ThreeLevelFit",
+    "ModelMatrices",
+    "DataFingerprint",
     "WaldResult",
     "add_group_mean",
     "attenuation_factor",
@@ -125,6 +129,7 @@ __all__ = [
     "load_dataset",
     "loglik_at",
     "lrt",
+    "nesting",
     "marginal_loglik",
     "model_matrices",
     "parametric_bootstrap",

@@ -25,7 +25,7 @@ from mlm_lessons._checks import (
     check_method,
     check_numeric,
 )
-from mlm_lessons._design import build_design
+from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons.models import MixedFit, _check_mixed_fit, fit_mixed
 
 __all__ = ["compare_with_published", "compare_with_statsmodels"]
@@ -131,7 +131,7 @@ def compare_with_statsmodels(
     check_groups(data, group)
     rf = None if re_formula is None else re_formula.strip().lstrip("~").strip()
     # Validates every column (names, numeric outcome, missing values) with clear messages.
-    design = build_design(data, formula, group, rf)
+    design = build_design(data, design_from_arguments(formula, group, rf, False))
     reml = method == "REML"
 
     rows: dict[str, dict[str, object]] = {}
@@ -173,7 +173,7 @@ def compare_with_statsmodels(
     }
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "engine"
-    q = len(design.random_names)
+    q = design.terms[0].q
     taus = list(_tau_entries(np.eye(q)))
     cols = ["loglik", *taus, "sigma2", "converged", "n_messages", "messages", "seconds"]
     return out[cols]
