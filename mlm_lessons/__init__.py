@@ -14,7 +14,7 @@ from mlm_lessons.bootstrap import (
 )
 from mlm_lessons.centering import plot_within_between, within_between
 from mlm_lessons.compare import compare_approaches, per_group_slopes
-from mlm_lessons.data import data_dir, list_datasets, load_dataset
+from mlm_lessons.data import data_dir, list_datasets, load_dataset, load_reference
 from mlm_lessons.describe import cluster_sizes, describe_levels, variable_levels
 from mlm_lessons.diagnostics import (
     GroupInfluence,
@@ -127,6 +127,7 @@ __all__ = [
     "influence_groups",
     "list_datasets",
     "load_dataset",
+    "load_reference",
     "loglik_at",
     "lrt",
     "nesting",

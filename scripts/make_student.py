@@ -9,11 +9,12 @@ For every notebook in ``_toc.yml``:
   (code cells and their outputs included); text after ``{solution-end}`` in the same cell stays.
 
 Output in ``_build/student/``: the folder ``mlm-course-student/`` laid out like the
-course repository (``book/`` with the notebooks, the ``mlm_lessons`` package, ``data/``, any
+course repository (``book/`` with the notebooks, the ``mlm_lessons`` package with its data, any
 other repository file a notebook opens by a relative path, ``requirements.lock``,
 ``pyproject.toml``, a README and a Makefile with ``make env`` and ``make lab``) and the same
 folder zipped, ``mlm-course-student.zip``. ``make env`` installs the pinned packages and the
-folder's own ``mlm_lessons``, which reads ``data/`` beside it; nothing else needs configuring.
+folder's own ``mlm_lessons``, which carries its data (``mlm_lessons/datasets/``); nothing else
+needs configuring.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ make lab    # opens JupyterLab on the notebooks in book/
 
 Without `make`: `python3.11 -m venv .venv`, `.venv/bin/pip install -r requirements.lock`,
 `.venv/bin/pip install --no-deps -e .`, then `.venv/bin/jupyter lab --notebook-dir=book`.
-The notebooks use the course's helper package `mlm_lessons/`, which reads the data sets
-from `data/`; nothing is downloaded once the packages are installed.
+The notebooks use the course's helper package `mlm_lessons/`, which carries the data sets
+(`mlm_lessons/datasets/`); nothing is downloaded once the packages are installed.
 
 Chapters:
 
@@ -177,11 +178,6 @@ def referenced_files(nb: nbformat.NotebookNode, folder: Path, root: Path) -> lis
     return sorted(found)
 
 
-def _data_files(root: Path) -> list[Path]:
-    data = root / "data"
-    return sorted(p for p in data.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def build(root: Path = ROOT, out: Path | None = None) -> Path:
     """Write the student folder and zip under ``out``; return the zip's path."""
     out = (out or root / "_build" / "student").resolve()
@@ -205,9 +201,6 @@ def build(root: Path = ROOT, out: Path | None = None) -> Path:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-    (folder / "data").mkdir(exist_ok=True)
-    for path in _data_files(root):
-        shutil.copy2(path, folder / "data" / path.name)
     shutil.copytree(
         root / "mlm_lessons",
         folder / "mlm_lessons",

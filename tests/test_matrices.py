@@ -27,7 +27,7 @@ from scipy import linalg, stats
 import mlm_lessons as mlm
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_reference.json").read_text())
-PUBLISHED = pd.read_csv(Path(__file__).parent / "reference" / "raudenbush_bryk_tables.csv")
+PUBLISHED = mlm.load_reference("raudenbush_bryk_2002")
 
 # lme4 model name -> (dataset fixture, fixed formula, group, re_formula, diagonal)
 MODELS = {

@@ -4,7 +4,7 @@ Unit tests of the solution stripping on small notebooks, then the whole edition 
 ``_toc.yml`` into a temporary folder: its notebooks must hold every exercise and no
 solution, and each must run top to bottom in a fresh kernel started in the student folder's
 ``book/``, with that folder's ``mlm_lessons`` first on the path (what its ``make env``
-installs) and its ``data/``: nothing may come from the repository.
+installs) and the data inside it: nothing may come from the repository.
 """
 
 from __future__ import annotations
@@ -142,15 +142,15 @@ def test_edition_has_every_notebook_data_and_package(edition):
     for name in ("README.md", "Makefile", "requirements.lock", "pyproject.toml"):
         assert (edition / name).is_file(), name
     assert (edition / "mlm_lessons" / "__init__.py").is_file()
-    registry = (edition / "data" / "registry.csv").read_text()
+    registry = (edition / "mlm_lessons" / "datasets" / "registry.csv").read_text()
     for line in registry.splitlines()[1:]:
-        assert (edition / "data" / line.split(",")[0]).is_file(), line
+        assert (edition / "mlm_lessons" / "datasets" / line.split(",")[0]).is_file(), line
     with zipfile.ZipFile(edition.parent / f"{ms.NAME}.zip") as zf:
         names = set(zf.namelist())
     assert {
         f"{ms.NAME}/{_student_path(edition, p).relative_to(edition)}" for p in NOTEBOOKS
     } <= names
-    assert f"{ms.NAME}/data/registry.csv" in names
+    assert f"{ms.NAME}/mlm_lessons/datasets/registry.csv" in names
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=[p.path.stem for p in NOTEBOOKS])
@@ -183,7 +183,7 @@ def _run(path: Path, folder: Path) -> str | None:
         code(
             "import mlm_lessons as _m, pathlib as _p\n"
             f"assert _p.Path(_m.__file__).parent.parent == _p.Path({str(folder)!r})\n"
-            f"assert _m.data_dir() == _p.Path({str(folder)!r}) / 'data'"
+            f"assert _m.data_dir() == _p.Path({str(folder)!r}) / 'mlm_lessons' / 'datasets'"
         )
     )
     drop = ("MLM_DATA_DIR", "PYTHONPATH", "MPLBACKEND")  # a student's kernel has none of them
