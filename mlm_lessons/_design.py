@@ -20,9 +20,12 @@ import patsy
 
 from mlm_lessons._checks import (
     check_columns,
+    check_finite,
     check_frame,
     check_group_ids,
+    check_name,
     check_no_missing,
+    check_not_in,
     check_numeric,
 )
 from mlm_lessons._formula import ParsedFormula, RandomSpec, parse_formula
@@ -150,8 +153,9 @@ def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarra
         builder = MatrixBuilder(names=names, intercept=intercept, simple=cols)
         return builder, builder.build(data)
     try:
-        mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",
-                            eval_env=_EVAL_ENV)
+        with np.errstate(divide="ignore", invalid="ignore"):  # check_design names the inf
+            mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",
+                                eval_env=_EVAL_ENV)
     except patsy.PatsyError as err:
         raise ValueError(f"cannot evaluate {rhs!r} on the data: {err}") from None
     builder = MatrixBuilder(names=tuple(mat.columns), intercept="Intercept" in mat.columns,
@@ -364,9 +368,11 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
         check_group_ids(data, g)
         if g in response_vars:
             raise ValueError(f"{g!r} is both the outcome and a group column")
+        check_not_in(g, "group column", fixed_vars, "predictors of the fixed part")
     used = list(dict.fromkeys(response_vars + fixed_vars + random_vars))
     check_columns(data, [c for c in used if c not in group_cols], role="variable in formula")
     check_no_missing(data, used)
+    check_finite(data, used)
     for v in response_vars:
         if v in fixed_vars:
             raise ValueError(
@@ -480,8 +486,7 @@ def design_from_arguments(formula: str, group: str | None, re_formula: str | Non
                         f"{type(formula).__name__}")
     if group is None:
         return formula
-    if not isinstance(group, str):
-        raise TypeError(f"group must be a column name (str), not {type(group).__name__}")
+    check_name(group, "group")
     if "|" in formula:
         raise ValueError(
             f"formula {formula!r} already has random-effects terms; leave out group= (and "

@@ -15,7 +15,17 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
+from mlm_lessons._checks import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    check_binary_design,
+    check_choice,
+    check_conf_level,
+    check_count,
+    check_frame,
+    check_name,
+    check_real,
+)
 from mlm_lessons._design import Design, build_design, design_from_arguments
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _aic_bic, _fixed_table
@@ -37,8 +47,7 @@ def attenuation_factor(tau2: float) -> float:
     >>> round(attenuation_factor(0.0), 3), round(attenuation_factor(1.0), 3)
     (1.0, 0.862)
     """
-    if not np.isfinite(tau2) or tau2 < 0:
-        raise ValueError(f"tau2 must be a non-negative variance, not {tau2!r}")
+    tau2 = check_real(tau2, "tau2", minimum=0.0, what="a non-negative variance (a number >= 0)")
     c = 16 * np.sqrt(3) / (15 * np.pi)
     return float(1 / np.sqrt(1 + c**2 * tau2))
 
@@ -225,14 +234,12 @@ def fit_logistic_mixed(
     >>> round(fit.tau2, 2), round(float(fit.params["urban"]), 2)
     (0.19, 0.65)
     """
-    if not isinstance(n_agq, int | np.integer) or n_agq < 1:
-        raise ValueError(f"n_agq must be a positive integer, not {n_agq!r}")
+    check_frame(data)
+    check_name(group, "group")
+    n_agq = check_count(n_agq, "n_agq")
+    conf_level = check_conf_level(conf_level)
     design = build_design(data, design_from_arguments(formula, group, None, False))
-    if not np.all(np.isin(design.y, (0.0, 1.0))):
-        raise ValueError(
-            f"outcome {design.outcome!r} must be coded 0/1 for a logistic model; found "
-            f"values such as {sorted(set(np.unique(design.y)) - {0.0, 1.0})[:3]}"
-        )
+    check_binary_design(design, what="a logistic model")
     marginal = _Marginal(design, int(n_agq))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -336,11 +343,12 @@ def fit_gee(
 
     structures = {"exchangeable": sm.cov_struct.Exchangeable, "independence":
                   sm.cov_struct.Independence}
-    if correlation not in structures:
-        raise ValueError(f"correlation must be one of {list(structures)}, not {correlation!r}")
+    check_frame(data)
+    check_name(group, "group")
+    check_choice(correlation, "correlation", tuple(structures))
+    conf_level = check_conf_level(conf_level)
     design = build_design(data, design_from_arguments(formula, group, None, False))
-    if not np.all(np.isin(design.y, (0.0, 1.0))):
-        raise ValueError(f"outcome {design.outcome!r} must be coded 0/1 for a logistic GEE")
+    check_binary_design(design, what="a logistic GEE")
     model = smf.gee(formula, groups=data[group], data=data, family=sm.families.Binomial(),
                     cov_struct=structures[correlation]())
     with warnings.catch_warnings():

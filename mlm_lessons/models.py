@@ -30,6 +30,7 @@ from mlm_lessons import _engine
 from mlm_lessons._checks import (
     BoundaryWarning,
     ConvergenceWarning,
+    check_bool,
     check_conf_level,
     check_frame,
     check_method,
@@ -454,11 +455,8 @@ class MixedFit:
             effects of zero (their prediction is the population average at that level).
             When False, such groups raise ``ValueError``.
         """
-        if not isinstance(conditional, bool | np.bool_):
-            raise TypeError(f"conditional must be True or False, not {conditional!r}")
-        if not isinstance(allow_new_levels, bool | np.bool_):
-            raise TypeError(f"allow_new_levels must be True or False, not "
-                            f"{allow_new_levels!r}")
+        check_bool(conditional, "conditional")
+        check_bool(allow_new_levels, "allow_new_levels")
         d = self._design
         if data is None:
             new = d.data
@@ -670,9 +668,9 @@ def _cov_factor(T: np.ndarray) -> np.ndarray:
 
 def _check_mixed_fit(fit: object, hint: str, name: str = "fit") -> MixedFit:
     """Raise ``TypeError`` unless ``fit`` is a MixedFit; ``hint`` says where one comes from."""
-    if not isinstance(fit, MixedFit):
-        raise TypeError(f"{name} must be a MixedFit {hint}, not {type(fit).__name__}")
-    return fit
+    from mlm_lessons._checks import check_fit
+
+    return check_fit(fit, name, hint)
 
 
 def _aic_bic(loglik: float, k: int, n_obs: int) -> tuple[float, float]:
@@ -892,8 +890,7 @@ def fit_mixed(
     check_method(method)
     check_conf_level(conf_level)
     check_frame(data)
-    if not isinstance(diagonal, bool | np.bool_):
-        raise TypeError(f"diagonal must be True or False, not {diagonal!r}")
+    check_bool(diagonal, "diagonal")
     if group is None and (re_formula is not None or diagonal):
         raise ValueError(
             "re_formula= and diagonal= go with group=; with lme4's notation write the random "

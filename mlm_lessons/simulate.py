@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons import _engine
-from mlm_lessons._checks import check_conf_level
+from mlm_lessons._checks import check_conf_level, check_count, check_real, check_seed
 from mlm_lessons.compare import _cluster_vcov, _naive_vcov, _ols
 
 __all__ = ["simulate_two_level", "coverage_study", "icc_estimator_study"]
@@ -38,23 +38,16 @@ COVERAGE_METHODS = (
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    return int(value)
+    return check_count(value, name, minimum=minimum)
 
 
 def _check_real(value, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, not {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, not {value}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        bound = "greater than" if strict else "at least"
-        raise ValueError(f"{name} must be {bound} {minimum:g}, not {value:g}")
-    return value
+    what = None
+    if name.startswith("tau") and name[3:] in ("00", "11", "2"):
+        what = "a variance (a number >= 0)"
+    elif name == "sigma2":
+        what = "a positive variance (a number > 0)"
+    return check_real(value, name, minimum=minimum, strict_min=strict, what=what)
 
 
 def _check_sizes(n_groups, group_size) -> np.ndarray:
@@ -99,14 +92,8 @@ def _check_tau(tau00: float, tau11: float, tau01: float) -> np.ndarray:
 
 
 def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be an integer (or a numpy Generator) so results can be reproduced, "
-            f"not {seed!r}"
-        )
-    return np.random.default_rng(int(seed))
+    seed = check_seed(seed, generator=True)
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 # --- data generation -----------------------------------------------------------------------

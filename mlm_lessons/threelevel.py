@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlm_lessons._checks import check_columns, check_frame, check_group_ids, check_names
+from mlm_lessons._checks import (
+    check_columns,
+    check_conf_level,
+    check_frame,
+    check_group_ids,
+    check_method,
+    check_names,
+)
 from mlm_lessons.models import MixedFit, fit_mixed
 
 __all__ = ["fit_three_level"]
@@ -119,6 +126,8 @@ def fit_three_level(
     """
     check_frame(data)
     check_names(level2=level2, level3=level3)
+    check_method(method)
+    check_conf_level(conf_level)
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string such as 'y ~ x', not "
                         f"{type(formula).__name__}")

@@ -96,11 +96,11 @@ def test_attenuation_factor_closed_form():
 def test_bad_input(contraception):
     with pytest.raises(ValueError, match="must be coded 0/1"):
         mlm.fit_logistic_mixed(contraception, "age ~ urban", "district")
-    with pytest.raises(ValueError, match="n_agq must be a positive integer"):
+    with pytest.raises(ValueError, match="n_agq must be an integer >= 1"):
         mlm.fit_logistic_mixed(contraception, "use ~ urban", "district", n_agq=0)
     with pytest.raises(KeyError, match="'town' not in data"):
         mlm.fit_logistic_mixed(contraception, "use ~ town", "district")
-    with pytest.raises(ValueError, match="correlation must be one of"):
+    with pytest.raises(ValueError, match="correlation must be 'exchangeable' or 'independence'"):
         mlm.fit_gee(contraception, "use ~ urban", "district", correlation="ar1")
     with pytest.raises(ValueError, match="must be coded 0/1"):
         mlm.fit_gee(contraception, "age ~ urban", "district")
