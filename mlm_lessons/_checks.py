@@ -35,6 +35,7 @@ __all__ = [
     "check_columns",
     "check_numeric",
     "check_finite",
+    "check_not_dates_as_text",
     "check_no_missing",
     "check_numeric_columns",
     "check_numeric_data",
@@ -62,6 +63,7 @@ __all__ = [
     # fits and designs
     "check_fit",
     "check_same_data",
+    "check_single_factor",
     "check_design",
     "check_fitted",
     "check_outcome_varies_within",
@@ -103,7 +105,7 @@ def warn(message: str, category: type[Warning]) -> None:
     import warnings
 
     frame = sys._getframe(1)
-    level = 1
+    level = 2  # stacklevel 1 is this line, 2 the caller of warn()
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
         "mlm_lessons", "threadpoolctl", "contextlib"
     ):
@@ -234,6 +236,30 @@ def check_numeric(data: pd.DataFrame, column: str, *, role: str = "column") -> N
         raise TypeError(
             f"{role} {column!r} must be numeric, but has dtype {s.dtype}; "
             f"{_numeric_hint(s, column)}"
+        )
+
+
+def check_not_dates_as_text(data: pd.DataFrame, column: str, *, role: str = "predictor") -> None:
+    """``TypeError`` for a text column whose values are all dates (``"2020-01-31"``): as a
+    predictor it would become one dummy per date."""
+    import warnings
+
+    s = data[column]
+    if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
+        return
+    values = pd.unique(s.dropna())[:50]
+    if len(values) < 3 or not all(isinstance(v, str) for v in values):
+        return
+    if pd.to_numeric(pd.Series(values), errors="coerce").notna().all():
+        return  # numbers stored as text: check_numeric and the design say so
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(pd.Series(values), errors="coerce", format="mixed")
+    if parsed.notna().all():
+        raise TypeError(
+            f"{role} {column!r} holds dates stored as text (e.g. {values[0]!r}); as a "
+            f"predictor it would become one dummy per date: convert it with pd.to_datetime, "
+            f"then to a number, e.g. days since the first date"
         )
 
 
@@ -783,6 +809,17 @@ def check_fit(fit: object, name: str = "fit", hint: str = "(from fit_mixed, fit_
     return fit
 
 
+def check_single_factor(fit, what: str) -> None:
+    """``ValueError`` unless ``fit`` has one grouping factor (for two-level tools)."""
+    levels = fit.levels
+    if len(levels) != 1:
+        raise ValueError(
+            f"{what} works on a model with one grouping factor; this fit has {len(levels)} "
+            f"({', '.join(levels)}): fit the two-level model of the level you need (e.g. "
+            f"fit_mixed(data, 'y ~ x', {levels[-1]!r}))"
+        )
+
+
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
     scale = max(1.0, float(np.max(np.abs(a))) if a.size else 1.0)
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-12, atol=1e-12 * scale))
@@ -798,10 +835,17 @@ def check_same_data(a, b, names: tuple[str, str]) -> None:
     """
     fa, fb = a.fingerprint, b.fingerprint
     diffs = fa.differences(fb)
+    if fa.n_obs != fb.n_obs:  # other rows: their grouping cannot be the same either
+        diffs = diffs[:1]
     if a.outcome != b.outcome:
         diffs.insert(0, f"outcomes {a.outcome!r} and {b.outcome!r}")
+    ma, mb = a.matrices(), b.matrices()
+    if fa.n_obs == fb.n_obs and fa.rows != fb.rows and ma.y.index.sort_values().equals(
+        mb.y.index.sort_values()
+    ):
+        diffs = [("the same rows in another order (sort both frames the same way)"
+                  if d.startswith("different rows") else d) for d in diffs]
     if not diffs:
-        ma, mb = a.matrices(), b.matrices()
         for col in [c for c in ma.X.columns if c in mb.X.columns]:
             if not _same_values(ma.X[col].to_numpy(), mb.X[col].to_numpy()):
                 diffs.append(f"different values of the fixed-effect column {col!r}")
@@ -849,6 +893,9 @@ def check_design(design) -> None:
         )
     if p and np.linalg.matrix_rank(design.X) < p:
         raise ValueError(_rank_message(design))
+    for t in design.terms:
+        if 2 <= t.n_levels < n and design.trials is None:  # (else: the messages below)
+            check_outcome_varies_within(y, t.codes, design.outcome, t.group)
     for t in design.terms:
         if t.n_levels < 2:
             what = "group column" if len(t.group_columns) == 1 else "grouping factor"
@@ -930,7 +977,9 @@ def check_fitted(design, eng) -> None:
                 raise ValueError(_constant_within_message(design.outcome, t.group))
         raise ValueError(
             f"the model reproduces outcome {design.outcome!r} exactly (residual variance "
-            f"zero): a predictor is a copy or a function of the outcome; remove it"
+            f"zero): the fixed and random effects leave no level-1 variation; check that no "
+            f"predictor is a copy or a function of the outcome, and that the outcome is not a "
+            f"sum of group values"
         )
 
 

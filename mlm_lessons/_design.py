@@ -25,8 +25,10 @@ from mlm_lessons._checks import (
     check_group_ids,
     check_name,
     check_no_missing,
+    check_not_dates_as_text,
     check_not_in,
     check_numeric,
+    check_real_array,
 )
 from mlm_lessons._formula import ParsedFormula, RandomSpec, parse_formula
 
@@ -310,7 +312,7 @@ class Design:
 
     def with_response(self, y: np.ndarray) -> Design:
         """The same design with another response (for simulation and the bootstrap)."""
-        y = np.asarray(y, dtype=float)
+        y = check_real_array(y, "y", what="outcome values (finite numbers)")
         if y.shape != self.y.shape:
             raise ValueError(f"y must have {self.n} values (one per row of the fit), not "
                              f"{y.shape}")
@@ -374,13 +376,14 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
     check_no_missing(data, used)
     check_finite(data, used)
     for v in response_vars:
-        if v in fixed_vars:
+        if v in fixed_vars + random_vars:
             raise ValueError(
                 f"the outcome {v!r} is also among the predictors of {str(parsed)!r}; remove it "
                 f"from the right-hand side"
             )
     for c in fixed_vars:
         _check_predictor_column(data, c)
+        check_not_dates_as_text(data, c)
     work = data.copy()  # the fit's own copy: later edits of `data` change nothing
 
     # response

@@ -82,10 +82,14 @@ def within_between(
     KeyError
         If a column is not in ``data``.
     TypeError
-        If the predictor or ``group_mean`` is not numeric.
+        If a name is not a string, or the outcome, the predictor or ``group_mean`` is not
+        numeric.
     ValueError
-        If ``predictor`` or ``group_mean`` has missing values, or the model cannot be
-        fitted (see :func:`~mlm_lessons.fit_mixed`).
+        If a used column has missing or infinite values; two roles name the same column
+        (or ``covariates`` repeat one); the predictor is constant within every group (a
+        level-2 variable has no within-group effect); ``group_mean`` varies within a group;
+        every group has one row; or the model cannot be fitted (see
+        :func:`~mlm_lessons.fit_mixed`).
 
     Notes
     -----

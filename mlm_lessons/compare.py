@@ -136,7 +136,9 @@ def per_group_slopes(data: pd.DataFrame, outcome: str, predictor: str, group: st
     TypeError
         If a column name is not a string, or the outcome or predictor is not numeric.
     ValueError
-        If a used column has missing values.
+        If a used column has missing or infinite values, the outcome, predictor and group
+        are not three different columns, the group column is not a valid identifier, or
+        every group has a single row.
 
     Notes
     -----
@@ -227,7 +229,8 @@ def compare_approaches(
     TypeError
         If a column name is not a string, or the outcome or predictor is not numeric.
     ValueError
-        If a used column has missing values, there are fewer than three groups, fewer
+        If a used column has missing or infinite values, two roles name the same column,
+        every group has a single row, there are fewer than three groups, fewer
         than two groups have an estimable slope, the group means of the predictor do not
         vary, or ``conf_level`` is not between 0 and 1.
 

@@ -54,8 +54,11 @@ def cluster_sizes(data: pd.DataFrame, group: str) -> pd.DataFrame:
     ------
     KeyError
         If ``group`` is not a column.
+    TypeError
+        If ``group`` is not a string or is a boolean column.
     ValueError
-        If ``group`` has missing values or there is only one group.
+        If ``group`` has missing values, mixes value types or holds non-integer numbers
+        (see :func:`mlm_lessons.fit_mixed`), or there is only one group.
 
     Notes
     -----

@@ -27,6 +27,7 @@ from mlm_lessons._checks import (
     check_name_list,
     check_numeric_columns,
     check_real_array,
+    check_single_factor,
     warn,
 )
 from mlm_lessons.models import MixedFit
@@ -41,8 +42,10 @@ __all__ = [
 ]
 
 
-def _check_fit(fit: object) -> MixedFit:
-    return check_fit(fit, hint="(from mlm.fit_mixed or a fit_* stage function)")
+def _check_fit(fit: object, what: str = "this diagnostic") -> MixedFit:
+    fit = check_fit(fit, hint="(from mlm.fit_mixed or a fit_* stage function)")
+    check_single_factor(fit, what)
+    return fit
 
 
 def residual_table(fit: MixedFit) -> pd.DataFrame:
@@ -88,7 +91,7 @@ def residual_table(fit: MixedFit) -> pd.DataFrame:
     >>> float(round(res["std_residual"].std(), 2))
     0.99
     """
-    fit = _check_fit(fit)
+    fit = _check_fit(fit, "residual_table")
     data = fit.data
     fitted = fit.predict(conditional=True)
     observed = fit.matrices().y
@@ -150,7 +153,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
     1  1288  25           0.13         7.02
     2  1296  48          -0.43         5.35
     """
-    res = residual_table(_check_fit(fit))
+    res = residual_table(_check_fit(fit, "group_residual_sd"))
     grouped = res.groupby("group", sort=False, observed=True)["residual"]
     out = pd.DataFrame(
         {
@@ -271,7 +274,7 @@ def influence_groups(
     1  1288  25   0.0010
     2  1296  48   0.0120
     """
-    fit = _check_fit(fit)
+    fit = _check_fit(fit, "influence_groups")
     names = list(fit.fixed["term"])
     if terms is None:
         chosen = names
@@ -470,7 +473,7 @@ def plot_residuals(fit: MixedFit, *, against: str = "fitted", ax=None, bins: int
     >>> ax.get_xlabel()
     'ses'
     """
-    fit = _check_fit(fit)
+    fit = _check_fit(fit, "plot_residuals")
     check_name(against, "against")
     check_axes(ax)
     bins = check_count(bins, "bins", minimum=2)

@@ -27,6 +27,7 @@ from mlm_lessons._checks import (
     check_method,
     check_name,
     check_numeric,
+    check_single_factor,
 )
 from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons.models import MixedFit, fit_mixed
@@ -320,6 +321,7 @@ def compare_with_published(
     2                 icc       0.18   0.180       0.000    True
     """
     check_fit(fit, hint="(from mlm.fit_mixed)")
+    check_single_factor(fit, "compare_with_published")
     check_frame(published, "published")
     check_columns(published, ["quantity", "published"])
     check_numeric(published, "published")

@@ -214,7 +214,9 @@ def fit_logistic_mixed(
     Raises
     ------
     KeyError, TypeError, ValueError
-        As :func:`mlm_lessons.fit_mixed`; ``ValueError`` also when the outcome is not 0/1.
+        As :func:`mlm_lessons.fit_mixed`; ``ValueError`` also when the outcome is not 0/1 or
+        is constant, every group has a single row, or the predictors separate the outcome
+        (complete or quasi-complete separation: the estimates would be infinite).
 
     Notes
     -----
@@ -323,6 +325,12 @@ def fit_gee(
     formula, group : str
     correlation : {"exchangeable", "independence"}
         Working correlation within groups.
+    conf_level : float, default 0.95
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`fit_logistic_mixed`.
 
     Returns
     -------

@@ -30,6 +30,7 @@ from mlm_lessons._checks import (
     check_numeric_columns,
     check_outcome_varies_within,
     check_real_array,
+    check_single_factor,
 )
 
 __all__ = [
@@ -172,8 +173,9 @@ def icc_slide(data: pd.DataFrame, outcome: str, group: str) -> ICCResult:
     TypeError
         If a column name is not a string or the outcome is not numeric.
     ValueError
-        If the outcome has missing values or is constant, there is one group, or every
-        group has one row.
+        If the outcome has missing or infinite values, is constant, or is constant within
+        every group (no within-group variance), the group column is not a valid identifier,
+        there is one group, or every group has one row.
 
     Notes
     -----
@@ -591,6 +593,7 @@ def reliability(fit) -> pd.DataFrame:
     0.901
     """
     check_fit(fit, hint="(e.g. from fit_null)")
+    check_single_factor(fit, "reliability")
     if fit.tau.shape[0] != 1:
         raise ValueError(
             f"reliability needs a random-intercept fit, but this fit has random effects "

@@ -218,7 +218,8 @@ def lrt(reduced: MixedFit, full: MixedFit) -> LRTResult:
     TypeError
         If an argument is not a :class:`mlm_lessons.MixedFit`.
     ValueError
-        If the fits use different groups or data, or the models are not nested.
+        If the fits use different rows, outcome values, groups or predictor values (a
+        frame edited between the fits, another data set), or the models are not nested.
 
     Notes
     -----

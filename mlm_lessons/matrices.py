@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from mlm_lessons._checks import _plain, check_fit, check_method, check_real, check_real_array
+from mlm_lessons._checks import (
+    _plain,
+    check_fit,
+    check_method,
+    check_real,
+    check_real_array,
+    check_single_factor,
+)
 from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons.models import MixedFit
 
@@ -49,11 +56,7 @@ _LOG2PI = np.log(2 * np.pi)
 
 def _check_fit(fit: object) -> MixedFit:
     fit = check_fit(fit, hint="(from mlm_lessons.fit_mixed or a fit_* stage function)")
-    if len(fit.levels) != 1:
-        raise ValueError(
-            f"the dense matrix forms here are written for one grouping factor; this fit has "
-            f"{len(fit.levels)} ({', '.join(fit.levels)})"
-        )
+    check_single_factor(fit, "the dense matrix form")
     return fit
 
 

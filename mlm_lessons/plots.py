@@ -37,6 +37,7 @@ from mlm_lessons._checks import (
     check_numeric_data,
     check_real_array,
     check_seed,
+    check_single_factor,
 )
 from mlm_lessons.compare import _group_slopes
 
@@ -138,6 +139,7 @@ def _group_ols(data, outcome, predictor, group) -> pd.DataFrame:
 def _fit_parts(fit):
     """The data, outcome name, and group column of a MixedFit (duck-typed)."""
     check_fit(fit, hint="from mlm_lessons (e.g. mlm.fit_null(...))")
+    check_single_factor(fit, "this plot")
     return fit.data, fit.outcome, fit.group
 
 
@@ -474,6 +476,9 @@ def plot_fitted_lines(
         If ``fit`` is not a MixedFit.
     KeyError
         If ``predictor`` is not a column of the fitted data.
+    ValueError
+        If ``predictor`` is not a variable of the model's fixed part (its lines would be
+        flat) or is the outcome, or the fit has several grouping factors.
 
     Notes
     -----

@@ -196,9 +196,14 @@ def power_simulation(
 
     Raises
     ------
+    TypeError
+        If a count is not an integer (``5.0`` included), a number is a string or a boolean,
+        ``seed`` is not a non-negative integer (``None`` included), or ``effect``/``test`` is
+        not a string.
     ValueError
         For an unknown ``effect`` or ``test``, a negative variance, ``alpha`` outside
-        (0, 1), too few groups or rows per group, or a non-positive ``n_sims``.
+        (0, 1), too few groups or rows per group, a non-positive ``n_sims`` or a negative
+        ``seed``.
 
     Notes
     -----
@@ -289,7 +294,7 @@ def power_approximation(
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         As :func:`power_simulation`.
 
     Notes

@@ -161,11 +161,11 @@ def simulate_two_level(
     Raises
     ------
     TypeError
-        If a size is not an integer, a parameter is not a real number, or ``seed`` is
-        missing.
+        If a size is not an integer, a parameter is not a number (a string such as
+        ``"0.2"`` or a boolean included), or ``seed`` is None or not an integer.
     ValueError
         If a size is below 1, ``group_size`` has the wrong length, a variance is
-        negative, ``sigma2`` is not positive, or the covariance matrix of
+        negative, ``sigma2`` is not positive, ``seed`` is negative, or the covariance matrix of
         :math:`(u_{0j}, u_{1j})` is not positive semi-definite.
 
     Notes
