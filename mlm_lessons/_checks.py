@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -175,11 +176,14 @@ def check_name_list(
         )
     else:
         names = list(value)
-    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    bad = [n for n in names if not isinstance(n, str)]
     if bad:
         raise TypeError(
-            f"{role} must be column names (non-empty strings), but holds {_show(bad[0])}"
+            f"{role} must be column names (non-empty strings), but holds "
+            f"{type(bad[0]).__name__} {_show(bad[0])}"
         )
+    if any(not n.strip() for n in names):
+        raise ValueError(f"{role} must be column names, not the empty string")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"{role} lists a column more than once ({', '.join(map(repr, dup))}); "
@@ -239,23 +243,21 @@ def check_numeric(data: pd.DataFrame, column: str, *, role: str = "column") -> N
         )
 
 
+_DATE_TEXT = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/]\d{1,2}[-/]\d{2,4}"
+                        r"|\d{1,2}\.\d{1,2}\.\d{4})([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+
+
 def check_not_dates_as_text(data: pd.DataFrame, column: str, *, role: str = "predictor") -> None:
     """``TypeError`` for a text column whose values are all dates (``"2020-01-31"``): as a
     predictor it would become one dummy per date."""
-    import warnings
-
     s = data[column]
     if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
         return
     values = pd.unique(s.dropna())[:50]
     if len(values) < 3 or not all(isinstance(v, str) for v in values):
         return
-    if pd.to_numeric(pd.Series(values), errors="coerce").notna().all():
-        return  # numbers stored as text: check_numeric and the design say so
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(pd.Series(values), errors="coerce", format="mixed")
-    if parsed.notna().all():
+    # year-month-day or day-month-year with three numeric parts (not "10-19", not "May")
+    if all(_DATE_TEXT.match(v.strip()) for v in values):
         raise TypeError(
             f"{role} {column!r} holds dates stored as text (e.g. {values[0]!r}); as a "
             f"predictor it would become one dummy per date: convert it with pd.to_datetime, "

@@ -528,7 +528,7 @@ NAMES = [
      lambda: mlm.describe_levels(TWO, "g", level1=["x", "x"]), ValueError,
      "level1 lists a column more than once"),
     ("variable_levels/columns-empty-string", lambda: mlm.variable_levels(TWO, "g", columns=""),
-     TypeError, "columns must be column names"),
+     ValueError, "columns must be column names, not the empty string"),
     ("group_means/columns-empty", lambda: mlm.group_means(TWO, [], "g"), ValueError,
      "columns is empty"),
     ("group_means/columns-include-group", lambda: mlm.group_means(TWO, ["x", "g"], "g"),
@@ -748,3 +748,13 @@ def test_helpers_return_new_frames_and_keep_the_ids():
                             group_mean="x_mean")
     ref = mlm.within_between(TWO, "y", "x", "g")
     np.testing.assert_allclose(wb["estimate"], ref["estimate"], rtol=1e-6)
+
+
+def test_data_folder_that_lacks_the_files(tmp_path, monkeypatch):
+    # data_dir() follows MLM_DATA_DIR; a folder without the registry is named, with the fix
+    monkeypatch.setenv("MLM_DATA_DIR", str(tmp_path))
+    assert mlm.data_dir() == tmp_path
+    with pytest.raises(FileNotFoundError, match="MLM_DATA_DIR must name a folder with "
+                                                "registry.csv"):
+        mlm.load_dataset("hsb")
+    assert set(mlm.list_datasets()["name"]) >= {"hsb", "sleepstudy"}  # needs no files

@@ -382,15 +382,14 @@ BINARY = [
     ("row-id-as-group", lambda fn: fn(TWO.assign(r2=np.arange(len(TWO))), "b ~ x", "r2"),
      ValueError, "every group in 'r2' has a single row"),
     ("complete-separation", lambda fn: fn(_separated(), "b ~ x", "g"), ValueError,
-     "^complete separation: a combination of 'x' predicts every 0 and every 1 of outcome "
-     "'b' exactly.*infinite"),
+     "^complete separation: a combination of 'x' predicts .*infinite"),
     ("quasi-complete-separation", lambda fn: fn(_quasi(), "b ~ x + C(cat)", "g"), ValueError,
-     r"^quasi-complete separation: a combination of .*C\(cat\)\[T.b\].* predicts \d+ of the "
-     r"192 values of outcome 'b' exactly"),
+     r"^quasi-complete separation: a combination of .*'C\(cat\)\[T\.b\]'.* predicts .*"
+     r"infinite"),
     ("outcome-not-binary", lambda fn: fn(TWO, "y ~ x", "g"), ValueError,
      "outcome 'y' must be coded 0/1"),
     ("outcome-two-other-codes", lambda fn: fn(TWO.assign(b=TWO["b"] + 1), "b ~ x", "g"),
-     ValueError, "outcome 'b' must be coded 0/1.*found values such as 2"),
+     ValueError, r"outcome 'b' must be coded 0/1.*\b2\b"),
     ("outcome-boolean-text", lambda fn: fn(TWO.assign(b=TWO["b"].map({0: "no", 1: "yes"})),
                                            "b ~ x", "g"),
      TypeError, "outcome 'b' must be numeric"),
@@ -440,6 +439,9 @@ PREDICT = [
                 "group would match"),
     ("id-dtype-category-text",
      lambda: fits()["ri"].predict(TWO.assign(g=TWO["g"].astype(str).astype("category"))),
+     TypeError, "group column 'g' holds text identifiers"),
+    ("id-dtype-text-new-levels-allowed",
+     lambda: fits()["ri"].predict(TWO.assign(g=TWO["g"].astype(str)), allow_new_levels=True),
      TypeError, "group column 'g' holds text identifiers"),
     ("id-mixed-types", lambda: fits()["ri"].predict(
         TWO.assign(g=[v if i % 2 else str(v) for i, v in enumerate(TWO["g"])])),
