@@ -86,6 +86,47 @@ def _names_in_code(code: str) -> list[str]:
     return out
 
 
+def protect_names(expr: str, columns) -> str:
+    """Wrap column names that patsy cannot read as Python (keywords such as ``yield``,
+    names with dots) in ``Q("...")``.
+
+    Examples
+    --------
+    >>> protect_names("yield + x + np.log(dose)", ["yield", "x", "dose"])
+    'Q("yield") + x + np.log(dose)'
+    """
+    import keyword
+
+    cols = set(map(str, columns))
+    out, i = [], 0
+    for m in re.finditer(r'"[^"]*"|\'[^\']*\'|[A-Za-z_][A-Za-z0-9_.]*', expr):
+        tok = m.group(0)
+        out.append(expr[i : m.start()])
+        i = m.end()
+        quoted = tok[0] in "\"'"
+        if not quoted and tok in cols and (keyword.iskeyword(tok) or "." in tok):
+            out.append(f'Q("{tok}")')
+        else:
+            out.append(tok)
+    out.append(expr[i:])
+    return "".join(out)
+
+
+def _protected(parsed: ParsedFormula, columns) -> ParsedFormula:
+    from dataclasses import replace
+
+    pn = lambda e: protect_names(e, columns)  # noqa: E731
+    return replace(
+        parsed,
+        response=pn(parsed.response) if parsed.binomial_response is None else parsed.response,
+        fixed=pn(parsed.fixed),
+        offsets=tuple(pn(o) for o in parsed.offsets),
+        random=tuple(replace(r, expr=pn(r.expr)) for r in parsed.random),
+        binomial_response=None if parsed.binomial_response is None else tuple(
+            pn(e) for e in parsed.binomial_response),
+    )
+
+
 def _rhs_variables(rhs: str) -> list[str]:
     try:
         return formula_variables("~ " + rhs)
@@ -353,6 +394,8 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
     """Validate ``data`` for ``formula`` and build the design (the data are not modified)."""
     check_frame(data)
     parsed = parse_formula(formula) if isinstance(formula, str) else formula
+    written = parsed
+    parsed = _protected(parsed, data.columns)
     if require_random and not parsed.random:
         raise ValueError(
             f"formula {str(parsed)!r} has no random-effects term: add one such as (1 | group), "
@@ -386,7 +429,7 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
         outcome = parsed.binomial_response[0]
     else:
         y = _response_column(work, parsed.response)
-        outcome = parsed.response
+        outcome = written.response
 
     # fixed part
     fixed_rhs = parsed.fixed

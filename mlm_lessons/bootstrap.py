@@ -73,7 +73,7 @@ def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
     Notes
     -----
     :meth:`MixedFit.simulate`: for every grouping factor and group,
-    :math:`u^*_j \sim N(0, \hat T)`, and :math:`arepsilon^* \sim N(0, \hat\sigma^2 I)`,
+    :math:`u^*_j \sim N(0, \hat T)`, and :math:`\varepsilon^* \sim N(0, \hat\sigma^2 I)`,
     all independent, added to :math:`X\hat\gamma`: the model's assumptions, with its
     estimates as the truth. A singular :math:`\hat T` (a variance estimated at zero) is
     allowed.

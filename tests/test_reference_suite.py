@@ -15,7 +15,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from reference import suite
 
 LMM = suite.load_lmm_suite()
