@@ -44,6 +44,7 @@ from mlm_lessons.inference import (
     pre,
     wald_test,
 )
+from mlm_lessons.intervals import confint_variance
 from mlm_lessons.matrices import (
     GLSResult,
     design_matrices,
@@ -102,6 +103,7 @@ __all__ = [
     "compare_models",
     "compare_with_published",
     "compare_with_statsmodels",
+    "confint_variance",
     "coverage_study",
     "data_dir",
     "describe_levels",

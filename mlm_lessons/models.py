@@ -513,6 +513,8 @@ class MixedFit:
         method : {"REML", "ML"}, optional
             The criterion; the fit's own when omitted.
 
+        Notes
+        -----
         The design matrices are reused and the optimizer starts at this fit's estimates,
         so a refit is much faster than a new fit.
         """
@@ -584,6 +586,64 @@ class MixedFit:
             std.append(lay.theta_of_cov(Ninv @ lam @ lam.T @ Ninv.T))
         dev_s = eng.problem.deviance(np.concatenate(std))
         return eng.scaling.deviance(dev_s, eng.problem.n, eng.problem.p, eng.reml)
+
+    def _std_theta(self, taus_rel: list[np.ndarray]) -> np.ndarray:
+        """Standardised theta of the engine from T / sigma2 per term (design order)."""
+        eng = self._engine
+        terms = self._design.terms
+        std = []
+        for i, j in enumerate(eng.order):
+            t = terms[j]
+            Ninv = np.linalg.inv(eng.scaling.N[i])
+            std.append(_engine.Layout.of(t.q, t.blocks).theta_of_cov(
+                Ninv @ taus_rel[j] @ Ninv.T))
+        return np.concatenate(std)
+
+    def deviance_at(self, taus, sigma2: float) -> float:
+        """-2 log-likelihood (the REML criterion for REML fits) at given variance components.
+
+        Parameters
+        ----------
+        taus : dict of str to array-like
+            The covariance matrix T of each grouping factor (as :attr:`taus`); a matrix is
+            accepted for a model with one factor.
+        sigma2 : float
+            The residual variance.
+
+        The fixed effects are at their GLS estimates given these values. At the estimates,
+        ``fit.deviance_at(fit.taus, fit.sigma2) == -2 * fit.loglik``.
+        """
+        terms = self._design.terms
+        if not isinstance(taus, dict):
+            taus = {self._single("deviance_at(T) without a dict").group: taus}
+        mats = []
+        for t in terms:
+            if t.group not in taus:
+                raise KeyError(f"taus has no covariance matrix for {t.group!r}")
+            T = np.asarray(taus[t.group], dtype=float)
+            if T.shape != (t.q, t.q):
+                raise ValueError(f"T of {t.group!r} must be {t.q} x {t.q}, not {T.shape}")
+            mats.append(T / sigma2)
+        if not (np.isfinite(sigma2) and sigma2 > 0):
+            raise ValueError(f"sigma2 must be a positive number, not {sigma2!r}")
+        eng = self._engine
+        s2 = eng.scaling.s**2
+        dev_s = eng.problem.deviance_sigma(self._std_theta(mats), sigma2 / s2)
+        p = eng.problem.p
+        dof = eng.problem.n - p if eng.reml else eng.problem.n
+        _, logdet_m = np.linalg.slogdet(eng.scaling.M) if p else (1.0, 0.0)
+        return float(dev_s + dof * np.log(s2) - (2.0 * logdet_m if eng.reml else 0.0))
+
+    def confint(self, *, method: str = "profile", conf_level: float = 0.95,
+                n_boot: int = 500, seed: int = 1) -> pd.DataFrame:
+        """Confidence intervals of the standard deviations, correlations and sigma.
+
+        See :func:`mlm_lessons.confint_variance`.
+        """
+        from mlm_lessons.intervals import confint_variance
+
+        return confint_variance(self, method=method, conf_level=conf_level, n_boot=n_boot,
+                                seed=seed)
 
     # --- tables ------------------------------------------------------------------------------
 
