@@ -24,6 +24,7 @@ from scipy import optimize, stats
 
 from mlm_lessons import _lmm
 from mlm_lessons._checks import check_method
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -306,7 +307,7 @@ def parametric_bootstrap(
 
 
 @dataclass(frozen=True, eq=False)
-class BootstrapLRTResult:
+class BootstrapLRTResult(ResultDisplay):
     """A likelihood-ratio test with a parametric-bootstrap p-value.
 
     Attributes

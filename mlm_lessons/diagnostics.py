@@ -18,6 +18,7 @@ from scipy import stats
 
 from mlm_lessons import _lmm
 from mlm_lessons._checks import MLMWarning, check_columns, check_numeric
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -153,7 +154,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class GroupInfluence:
+class GroupInfluence(ResultDisplay):
     """How much each group moves the fixed effects (the result of :func:`influence_groups`).
 
     Attributes

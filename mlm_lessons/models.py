@@ -30,6 +30,7 @@ from mlm_lessons._checks import (
     check_method,
 )
 from mlm_lessons._design import Design, build_design, new_design
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 @dataclass(frozen=True)
-class MixedFit:
+class MixedFit(ResultDisplay):
     """A fitted two-level linear mixed model (immutable).
 
     Attributes

@@ -18,6 +18,7 @@ from mlm_lessons._checks import (
     check_method,
 )
 from mlm_lessons._design import _check_formula_data, build_design
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _aic_bic, _fixed_table
 
@@ -25,7 +26,7 @@ __all__ = ["ThreeLevelFit", "fit_three_level"]
 
 
 @dataclass(frozen=True)
-class ThreeLevelFit:
+class ThreeLevelFit(ResultDisplay):
     """A fitted three-level linear mixed model (immutable).
 
     Attributes
