@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons._checks import MLMWarning, check_count, check_method, check_seed
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.inference import nesting
 from mlm_lessons.models import MixedFit, _check_mixed_fit, embed_theta
 
@@ -200,7 +201,7 @@ def parametric_bootstrap(
 
 
 @dataclass(frozen=True, eq=False)
-class BootstrapLRTResult:
+class BootstrapLRTResult(ResultDisplay):
     """A likelihood-ratio test with a parametric-bootstrap p-value.
 
     Attributes

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons._checks import MLMWarning, check_columns, check_numeric, warn
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -152,7 +153,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class GroupInfluence:
+class GroupInfluence(ResultDisplay):
     """How much each group moves the fixed effects (the result of :func:`influence_groups`).
 
     Attributes

@@ -17,6 +17,7 @@ from scipy import optimize, special
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
 from mlm_lessons._design import Design, build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _aic_bic, _fixed_table
 
@@ -92,7 +93,7 @@ class _Marginal:
 
 
 @dataclass(frozen=True)
-class LogisticMixedFit:
+class LogisticMixedFit(ResultDisplay):
     """A fitted random-intercept logistic regression (immutable).
 
     Attributes

@@ -30,6 +30,7 @@ from mlm_lessons._checks import (
     check_no_missing,
     check_numeric,
 )
+from mlm_lessons._display import ResultDisplay
 
 __all__ = [
     "ICCResult",
@@ -43,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ICCResult:
+class ICCResult(ResultDisplay):
     """An estimate of the intraclass correlation (immutable).
 
     Attributes

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models", "nesting"]
 
 
 @dataclass(frozen=True)
-class LRTResult:
+class LRTResult(ResultDisplay):
     """A likelihood-ratio test of two nested models (immutable).
 
     Attributes
@@ -57,7 +58,7 @@ class LRTResult:
 
 
 @dataclass(frozen=True)
-class WaldResult:
+class WaldResult(ResultDisplay):
     """A joint Wald chi-square test that several fixed effects are zero (immutable).
 
     Attributes

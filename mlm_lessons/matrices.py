@@ -30,6 +30,7 @@ from scipy import linalg
 
 from mlm_lessons._checks import check_method
 from mlm_lessons._design import build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -419,7 +420,7 @@ def marginal_loglik(fit: MixedFit) -> float:
 
 
 @dataclass(frozen=True)
-class GLSResult:
+class GLSResult(ResultDisplay):
     """Generalised least squares estimates of the fixed effects.
 
     Attributes

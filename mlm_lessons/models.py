@@ -36,6 +36,7 @@ from mlm_lessons._checks import (
     warn,
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 
 __all__ = [
@@ -120,7 +121,7 @@ class ModelMatrices:
 
 
 @dataclass(frozen=True, eq=False)
-class MixedFit:
+class MixedFit(ResultDisplay):
     """A fitted linear mixed model (immutable); the same contract at every depth.
 
     Attributes
@@ -691,6 +692,23 @@ class MixedFit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return model.fit(start_params=start, reml=self.method == "REML", method="bfgs")
+
+    def _display_fields(self):
+        groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
+        vc = self.variance_components()[["level", "description", "estimate", "std_dev",
+                                         "correlation"]]
+        return [
+            ("formula", self.formula, None),
+            ("method", self.method, None),
+            ("n_obs", self.n_obs, None),
+            ("groups", groups, None),
+            ("loglik", self.loglik, ".4f"),
+            ("aic", self.aic, ".2f"),
+            ("converged", self.converged, None),
+            ("singular", self.singular, None),
+            ("fixed", self.fixed, None),
+            ("variance components", vc.loc[:, vc.notna().any()], None),
+        ]
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
