@@ -209,8 +209,8 @@ def warn(message: str, category: type[Warning]) -> None:
     import sys
     import warnings
 
-    frame = sys._getframe(1)
-    level = 1
+    frame = sys._getframe(1)  # the caller of warn(); stacklevel=2 would name it
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
         "mlm_lessons", "threadpoolctl", "contextlib"
     ):
