@@ -287,7 +287,7 @@ def check_design(design) -> None:
         raise ValueError(
             f"outcome {design.outcome!r} is constant ({y[0]:g}); there is no variance to model"
         )
-    if p and np.linalg.matrix_rank(design.X) < p:
+    if p and _rank(design.X) < p:
         raise ValueError(_rank_message(design))
     for t in design.terms:
         if t.n_levels < 2:
@@ -321,11 +321,25 @@ def check_design(design) -> None:
                         f"its random slope cannot be told apart from the random intercept "
                         f"(it is a level-2 variable there); drop it from the random part"
                     )
-        if np.linalg.matrix_rank(Zc) < t.q:
+        if _rank(Zc) < t.q:
             raise ValueError(
                 f"the random effects {list(t.columns)} of {t.group!r} are linearly dependent "
                 f"(a column is constant or a combination of others); drop one"
             )
+
+
+def _rank(A: np.ndarray) -> int:
+    """Numerical rank of a tall matrix from the SVD of its scaled cross-product (cheap for
+    millions of rows; the same answer as the SVD of A at the usual tolerance)."""
+    if A.shape[1] == 0:
+        return 0
+    norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    if np.any(norms == 0):
+        return int(np.linalg.matrix_rank(A[:, norms > 0] / norms[norms > 0])) if np.any(
+            norms > 0) else 0
+    C = (A.T @ A) / np.outer(norms, norms)
+    s = np.linalg.svd(C, compute_uv=False)  # squared singular values of A scaled
+    return int(np.sum(s > s[0] * max(A.shape) * np.finfo(float).eps ** 0.75))
 
 
 def _rank_message(design) -> str:

@@ -218,13 +218,28 @@ class ReTerm:
 
 
 def _bincount_products(codes, A, B, J, w=None):
-    """``out[j, a, b] = sum_{i in j} w_i A[i, a] B[i, b]`` (J, qa, qb)."""
-    out = np.empty((J, A.shape[1], B.shape[1]))
+    """``out[j, a, b] = sum_{i in j} w_i A[i, a] B[i, b]`` (J, qa, qb).
+
+    ``B`` may be a list of matrices (their columns side by side), which saves stacking
+    them for millions of rows. Columns of ones are not multiplied.
+    """
+    cols_b = [M[:, c] for M in (B if isinstance(B, list) else [B]) for c in range(M.shape[1])]
+    out = np.empty((J, A.shape[1], len(cols_b)))
     for a in range(A.shape[1]):
         wa = A[:, a] if w is None else A[:, a] * w
-        for b in range(B.shape[1]):
-            out[:, a, b] = np.bincount(codes, wa * B[:, b], minlength=J)
+        ones_a = w is None and _is_ones(wa)
+        for b, col in enumerate(cols_b):
+            if ones_a and _is_ones(col):
+                out[:, a, b] = np.bincount(codes, minlength=J)
+            elif ones_a:
+                out[:, a, b] = np.bincount(codes, col, minlength=J)
+            else:
+                out[:, a, b] = np.bincount(codes, wa * col, minlength=J)
     return out
+
+
+def _is_ones(v: np.ndarray) -> bool:
+    return bool(v[0] == 1.0 and v[-1] == 1.0 and np.all(v == 1.0))
 
 
 def _is_nested(inner: ReTerm, outer: ReTerm) -> bool:
@@ -406,8 +421,7 @@ class Problem:
         for k in range(K):
             t = terms[k]
             cols = [t.Z] + [terms[m].Z for m in range(k + 1, K)] + [self.X]
-            self.raw.append(_bincount_products(t.codes, t.Z, np.column_stack(cols),
-                                               t.n_levels, self.w))
+            self.raw.append(_bincount_products(t.codes, t.Z, cols, t.n_levels, self.w))
         self._setup_nested_y()
 
     def _setup_nested_y(self):
@@ -730,8 +744,7 @@ class Problem:
         terms = self.terms
         t0, rest = terms[0], terms[1:]
         self.q0, self.J0 = t0.q, t0.n_levels
-        self.raw0 = _bincount_products(t0.codes, t0.Z, np.column_stack([t0.Z, self.X]),
-                                       t0.n_levels, self.w)
+        self.raw0 = _bincount_products(t0.codes, t0.Z, [t0.Z, self.X], t0.n_levels, self.w)
         Z0 = _z_sparse(t0)
         Zr = sparse.hstack([_z_sparse(t) for t in rest]).tocsr()
         self.Q_r = Zr.shape[1]
@@ -855,7 +868,10 @@ def moment_start(y, X, term: ReTerm) -> np.ndarray:
     Cholesky factor of ``T0 / sigma2_0`` (block by block). Falls back to the identity.
     """
     q, J = term.q, term.n_levels
-    beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
+    if X.shape[1]:  # pooled OLS from the normal equations (X has full rank, unit columns)
+        beta = np.linalg.solve(X.T @ X, X.T @ y)
+    else:
+        beta = np.zeros(0)
     r = y - X @ beta if X.shape[1] else y
     ZtZ = _bincount_products(term.codes, term.Z, term.Z, J)
     Ztr = _bincount_products(term.codes, term.Z, r[:, None], J)[:, :, 0]
@@ -1072,7 +1088,8 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
 def _constant_columns(A: np.ndarray) -> np.ndarray:
     if A.shape[1] == 0 or A.shape[0] == 0:
         return np.zeros(A.shape[1], dtype=bool)
-    return (np.ptp(A, axis=0) == 0) & (A[0] != 0)
+    return np.array([A[0, j] != 0 and A[-1, j] == A[0, j] and bool(np.all(A[:, j] == A[0, j]))
+                     for j in range(A.shape[1])])
 
 
 @dataclass(frozen=True)
