@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -148,47 +149,74 @@ class MatrixBuilder:
 
     names: tuple[str, ...]
     intercept: bool = False
-    simple: tuple[str, ...] | None = None  # numeric columns, in order, when no patsy is needed
+    # the terms as tuples of numeric columns (a product for an interaction), when no patsy
+    # is needed
+    simple: tuple[tuple[str, ...], ...] | None = None
     info: object = field(default=None, repr=False, compare=False)  # patsy DesignInfo
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
         if self.simple is not None:
-            cols = [np.ones(len(data))] if self.intercept else []
-            cols += [data[c].to_numpy(dtype=float) for c in self.simple]
-            if not cols:
-                return np.empty((len(data), 0))
-            return np.column_stack(cols)
+            out = np.empty((len(data), len(self.names)))
+            j = 0
+            if self.intercept:
+                out[:, 0] = 1.0
+                j = 1
+            for term in self.simple:
+                col = data[term[0]].to_numpy(dtype=float)
+                for name in term[1:]:
+                    col = col * data[name].to_numpy(dtype=float)
+                out[:, j] = col
+                j += 1
+            return out
         (mat,) = patsy.build_design_matrices([self.info], data, NA_action="raise")
         return np.asarray(mat, dtype=float)
 
 
-def _simple_terms(rhs: str, data: pd.DataFrame) -> tuple[bool, tuple[str, ...]] | None:
-    """``(intercept, columns)`` when ``rhs`` is a plain sum of numeric column names."""
-    intercept, cols = True, []
-    for term in (t.strip() for t in rhs.split("+")):
-        if term == "1":
+@functools.lru_cache(maxsize=512)
+def _term_factors(rhs: str):
+    """patsy's expansion of ``rhs``: (intercept, terms as tuples of factor codes), in the
+    order patsy gives the columns when every factor is numeric; None if unparsable."""
+    try:
+        desc = patsy.ModelDesc.from_formula("~ " + rhs)
+    except patsy.PatsyError:
+        return None
+    intercept, terms = False, []
+    for term in desc.rhs_termlist:
+        if not term.factors:
+            intercept = True
             continue
-        if term in ("0", "-1"):
-            intercept = False
-            continue
-        if term.startswith("-") or not _NAME.fullmatch(term) or term not in data.columns:
-            return None
-        dtype = data[term].dtype
-        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-            return None
-        if term in cols:
-            return None
-        cols.append(term)
-    return intercept, tuple(cols)
+        terms.append(tuple(f.code for f in term.factors))
+    return intercept, tuple(terms)
+
+
+def _simple_terms(rhs: str, data: pd.DataFrame):
+    """``(intercept, terms)`` when every factor of ``rhs`` is a plain numeric column."""
+    parsed = _term_factors(rhs)
+    if parsed is None:
+        return None
+    intercept, terms = parsed
+    for term in terms:
+        for name in term:
+            if not _NAME.fullmatch(name) or name not in data.columns:
+                return None
+            dtype = data[name].dtype
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                return None
+    return intercept, terms
 
 
 def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarray]:
-    """A :class:`MatrixBuilder` for ``rhs`` and its matrix on ``data``."""
+    """A :class:`MatrixBuilder` for ``rhs`` and its matrix on ``data``.
+
+    A right-hand side whose factors are all numeric columns (sums and products, ``a*b``) is
+    built directly, in patsy's column order and with patsy's names; anything else (a
+    categorical, a transformation) goes through patsy.
+    """
     simple = _simple_terms(rhs, data)
     if simple is not None:
-        intercept, cols = simple
-        names = (("Intercept",) if intercept else ()) + cols
-        builder = MatrixBuilder(names=names, intercept=intercept, simple=cols)
+        intercept, terms = simple
+        names = (("Intercept",) if intercept else ()) + tuple(":".join(t) for t in terms)
+        builder = MatrixBuilder(names=names, intercept=intercept, simple=terms)
         return builder, builder.build(data)
     try:
         mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",

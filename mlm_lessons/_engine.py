@@ -593,19 +593,19 @@ class Problem:
     @property
     def exact_derivatives(self):
         """``(x, free) -> (gradient, Hessian)`` over the free parameters from the exact
-        gradient (central differences of it for the Hessian), or None."""
+        gradient (forward differences of it for the Hessian, symmetrised), or None."""
         if self.structure == "crossed":
             return None
 
-        def derivs(x, free, delta=1e-4):
-            g = self.value_and_gradient(x)[1][free]
+        def derivs(x, free, delta=1e-5):
+            g_all = self.value_and_gradient(x)[1]
+            g = g_all[free]
             idx = np.flatnonzero(free)
             H = np.zeros((len(idx), len(idx)))
             for a, i in enumerate(idx):
                 e = np.zeros(len(x))
                 e[i] = delta
-                H[:, a] = (self.value_and_gradient(x + e)[1][free]
-                           - self.value_and_gradient(x - e)[1][free]) / (2 * delta)
+                H[:, a] = (self.value_and_gradient(x + e)[1][free] - g) / delta
             return g, (H + H.T) / 2
 
         return derivs

@@ -311,3 +311,18 @@ def test_row_order_and_labels_change_nothing(formula):
     np.testing.assert_allclose(other.params, base.params, rtol=1e-8)
     for level in base.levels:
         np.testing.assert_allclose(other.taus[level], base.taus[level], rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("rhs", [
+    "x", "0 + x", "x + z", "x * z", "x:z + x", "z + x:z + x", "(x + z) * (y + pupil)",
+    "x * z * y", "1", "0 + x:z", "x + I(z ** 2)", "C(rater) + x", "np.log(y - y.min() + 1)",
+])
+def test_the_fast_design_builder_equals_patsy(rhs):
+    import patsy
+
+    mat = patsy.dmatrix(rhs, DATA, return_type="dataframe", eval_env=_design._EVAL_ENV)
+    builder, X = _design.make_builder(rhs, DATA)
+    assert list(builder.names) == list(mat.columns)
+    np.testing.assert_allclose(X, mat.to_numpy(), rtol=1e-15)
+    np.testing.assert_allclose(builder.build(DATA.iloc[::-1]), mat.to_numpy()[::-1],
+                               rtol=1e-15)
