@@ -364,7 +364,42 @@ class Problem:
             new._setup_crossed_y()
         return new
 
+    def reweight(self, y, weights) -> Problem:
+        """The same terms and X with another response and other weights.
+
+        The structure (nesting, ancestor maps, sparse Z) is reused, so only the weighted
+        cross-products are recomputed: O(n) work per call. This is the penalised weighted
+        least-squares step of PIRLS (the GLMM's working response and weights).
+        """
+        new = object.__new__(Problem)
+        new.__dict__.update(self.__dict__)
+        new.y = np.asarray(y, dtype=float)
+        new.w = np.asarray(weights, dtype=float)
+        new.n_evals = 0
+        if self.nested:
+            new._reweight_nested()
+        else:
+            new._reweight_crossed()
+        return new
+
     # --- nested (tree-shaped) factors ----------------------------------------------------------
+
+    def _nested_columns(self, k):
+        terms, K = self.terms, len(self.terms)
+        cols = getattr(self, "_raw_cols", None)
+        if cols is None:
+            cols = self._raw_cols = [None] * K
+        if cols[k] is None:
+            cols[k] = np.column_stack([terms[k].Z] + [terms[m].Z for m in range(k + 1, K)]
+                                      + [self.X])
+        return cols[k]
+
+    def _reweight_nested(self):
+        self.raw = [
+            _bincount_products(t.codes, t.Z, self._nested_columns(k), t.n_levels, self.w)
+            for k, t in enumerate(self.terms)
+        ]
+        self._setup_nested_y()
 
     def _setup_nested(self):
         terms, K = self.terms, len(self.terms)
@@ -507,6 +542,20 @@ class Problem:
         self._Zr_w = Zr_w
         self.ZrX = Zr_w.T @ self.X  # (Q_r, p)
         self.rest_sizes = [t.n_levels * t.q for t in rest]
+        self._setup_crossed_y()
+
+    def _reweight_crossed(self):
+        t0 = self.terms[0]
+        self.raw0 = _bincount_products(t0.codes, t0.Z, np.column_stack([t0.Z, self.X]),
+                                       t0.n_levels, self.w)
+        Z0 = getattr(self, "_Z0", None)
+        if Z0 is None:
+            Z0 = self._Z0 = _z_sparse(t0)
+        Zr_w = sparse.diags(self.w) @ self._Zr
+        self._Zr_w = Zr_w.tocsr()
+        self.G0r = (Z0.T @ self._Zr_w).tocsr()
+        self.Grr = (self._Zr.T @ self._Zr_w).toarray()
+        self.ZrX = self._Zr_w.T @ self.X
         self._setup_crossed_y()
 
     def _setup_crossed_y(self):
@@ -780,9 +829,31 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
        L-BFGS-B from the point found, and L-BFGS-B from lme4's start (Lam = I); the lowest
        deviance wins, and steps 2-3 are repeated on it.
     """
-    fun = problem.deviance
-    lower = problem.lower
+    return minimize_deviance(problem.deviance, start, problem.lower,
+                             fallback=problem.identity(), counter=lambda: problem.n_evals)
+
+
+def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Optimum:
+    """The optimizer path of :func:`optimize_theta` for any deviance with these bounds.
+
+    ``fun`` maps a parameter vector to a deviance (``inf`` where it cannot be evaluated);
+    ``lower`` holds 0 for the parameters bounded below by 0 (Cholesky diagonals) and
+    ``-inf`` for free ones (off-diagonal elements, fixed effects of a GLMM, ...). The same
+    three steps and the same convergence rule apply; ``fallback`` is the second starting
+    point of step 3 (Lam = I for the linear model), ``counter`` returns the number of
+    deviance evaluations so far.
+    """
+    lower = np.asarray(lower, dtype=float)
     bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
+    n_calls = [0]
+
+    def counted(x):
+        n_calls[0] += 1
+        return fun(x)
+
+    if counter is None:
+        fun = counted
+        counter = lambda: n_calls[0]  # noqa: E731
     candidates = []
 
     def polish(x0, name):
@@ -810,10 +881,11 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
             options={"xatol": 1e-9, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
         )
         polish(nm.x, "Nelder-Mead + L-BFGS-B")
-        polish(problem.identity(), "L-BFGS-B from Lam = I")
+        if fallback is not None:
+            polish(np.asarray(fallback, dtype=float), "L-BFGS-B from Lam = I")
         fx, x, name, restarts = min(candidates, key=lambda c: c[0])
         conv = check_convergence(fun, x, fx, lower)
-    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=problem.n_evals,
+    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=counter(),
                    convergence=conv, restarts=restarts)
 
 
@@ -882,6 +954,29 @@ def _scale_matrix(A: np.ndarray, centre_with: int | None, blocks=None):
             rms = np.sqrt(np.mean(col**2))
             M[j, j] = 1.0 / rms if rms > 0 else 1.0
     return A @ M, M
+
+
+def standardize_columns(X, terms: list[ReTerm]):
+    """Centred and scaled copies of X and every term's Z (the response untouched).
+
+    For a GLMM the response cannot be shifted or scaled, but the linear predictor
+    ``X beta + Z b`` is unchanged by ``X~ = X M``, ``Z~_t = Z_t N_t`` with ``beta = M beta~``
+    and ``T_t = N_t T~_t N_t'``: the returned :class:`Scaling` has ``a = 0``, ``s = 1``.
+    """
+    const = np.flatnonzero(_constant_columns(X))
+    c0 = int(const[0]) if len(const) else None
+    Xs, M = _scale_matrix(X, c0)
+    c = np.zeros(X.shape[1])
+    if c0 is not None:
+        c[c0] = 1.0 / X[0, c0]
+    new_terms, Ns = [], []
+    for t in terms:
+        zc = np.flatnonzero(_constant_columns(t.Z))
+        z0 = int(zc[0]) if len(zc) else None
+        Zs, N = _scale_matrix(t.Z, z0, t.layout.blocks)
+        new_terms.append(ReTerm(t.codes, Zs, t.n_levels, t.layout))
+        Ns.append(N)
+    return Xs, new_terms, Scaling(0.0, 1.0, M, c, tuple(Ns))
 
 
 def standardize(y, X, terms: list[ReTerm]):
