@@ -725,13 +725,16 @@ class Convergence:
         return not self.messages
 
 
-def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray) -> Convergence:
+def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray, *,
+                      delta: float = 1e-4) -> Convergence:
     """lme4's ``checkConv``: the Cholesky-scaled gradient and the Hessian's eigenvalues.
 
     At a singular point (a theta bounded by 0 is below 1e-4) lme4 stops after reporting the
     singular fit; here the parameters away from their bound are still checked (gradient and
     Hessian of the deviance restricted to them), and :func:`optimize_theta` has already made
-    sure that no move into the interior lowers the deviance.
+    sure that no move into the interior lowers the deviance. ``delta`` is the step of the
+    central differences (lme4's 1e-4; larger for a deviance that is smooth only to the
+    tolerance of an inner iteration and whose parameters are scaled to unit curvature).
     """
     at_bound = (lower == 0) & (x < SINGULAR_TOL)
     free = ~at_bound
@@ -745,7 +748,7 @@ def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray) -> Conve
         full[free] = z
         return fun(full)
 
-    g, H = deriv12(f_free, xf, fx)
+    g, H = deriv12(f_free, xf, fx, delta)
     gfull = np.zeros(len(x))
     gfull[free] = g
     Hfull = np.zeros((len(x), len(x)))
@@ -786,10 +789,13 @@ class Optimum:
     restarts: int  # moves off a boundary point that lowered the deviance
 
 
-def _lbfgs(fun, x0, bounds):
+LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxls": 40}
+
+
+def _lbfgs(fun, x0, bounds, options=None):
     res = optimize.minimize(
         fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point",
-        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxls": 40},
+        options=LBFGS_OPTIONS if options is None else {**LBFGS_OPTIONS, **options},
     )
     return np.asarray(res.x, dtype=float), float(res.fun)
 
@@ -833,7 +839,8 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
                              fallback=problem.identity(), counter=lambda: problem.n_evals)
 
 
-def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Optimum:
+def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
+                      options=None, delta: float = 1e-4) -> Optimum:
     """The optimizer path of :func:`optimize_theta` for any deviance with these bounds.
 
     ``fun`` maps a parameter vector to a deviance (``inf`` where it cannot be evaluated);
@@ -841,7 +848,10 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Opti
     ``-inf`` for free ones (off-diagonal elements, fixed effects of a GLMM, ...). The same
     three steps and the same convergence rule apply; ``fallback`` is the second starting
     point of step 3 (Lam = I for the linear model), ``counter`` returns the number of
-    deviance evaluations so far.
+    deviance evaluations so far; ``options`` replace some of the L-BFGS-B options (a
+    deviance computed by an inner iteration is smooth only to its tolerance, so the
+    quasi-Newton steps should stop before they chase that noise); ``delta`` is the step of
+    :func:`check_convergence`.
     """
     lower = np.asarray(lower, dtype=float)
     bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
@@ -857,14 +867,14 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Opti
     candidates = []
 
     def polish(x0, name):
-        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds)
+        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options)
         restarts = 0
         while restarts < 4:
             z = interior_moves(fun, x, fx, lower)
             if z is None:
                 break
             restarts += 1
-            x2, f2 = _lbfgs(fun, z, bounds)
+            x2, f2 = _lbfgs(fun, z, bounds, options)
             if f2 < fx - 1e-9:
                 x, fx = x2, f2
             else:
@@ -873,7 +883,7 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Opti
         return x, fx, restarts
 
     x, fx, restarts = polish(start, "L-BFGS-B")
-    conv = check_convergence(fun, x, fx, lower)
+    conv = check_convergence(fun, x, fx, lower, delta=delta)
     name = "L-BFGS-B"
     if not conv.ok:
         nm = optimize.minimize(
@@ -884,7 +894,7 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None) -> Opti
         if fallback is not None:
             polish(np.asarray(fallback, dtype=float), "L-BFGS-B from Lam = I")
         fx, x, name, restarts = min(candidates, key=lambda c: c[0])
-        conv = check_convergence(fun, x, fx, lower)
+        conv = check_convergence(fun, x, fx, lower, delta=delta)
     return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=counter(),
                    convergence=conv, restarts=restarts)
 
