@@ -564,6 +564,26 @@ class Problem:
         self.Zry = self._Zr_w.T @ self.y
         self.F_raw = self._F_raw()
 
+    def _dense_coupling(self) -> bool:
+        """The coupling of the largest factor to the others is small enough to keep dense."""
+        return self.J0 * self.q0 * self.Q_r <= 2_000_000 and self.Q_r <= 1000
+
+    def _G0r_dense(self) -> np.ndarray:
+        G = getattr(self, "_G0r_cache", None)
+        if G is None or G[0] is not self.G0r:
+            G = (self.G0r, self.G0r.toarray())
+            self._G0r_cache = G
+        return G[1]
+
+    def _lam_rest_dense(self, lams) -> np.ndarray:
+        out = np.zeros((self.Q_r, self.Q_r))
+        off = 0
+        for lam, t in zip(lams[1:], self.terms[1:]):
+            for j in range(t.n_levels):
+                out[off : off + t.q, off : off + t.q] = lam
+                off += t.q
+        return out
+
     def _lam_rest(self, lams):
         blocks = [_block_diag_sparse(lam, t.n_levels) for lam, t in zip(lams[1:], self.terms[1:])]
         return sparse.block_diag(blocks, format="csr")
@@ -582,13 +602,22 @@ class Problem:
         R0xy = batched_forward(L0, B0[:, :, q0:])  # (J0, q0, p+1)
         # sparse coupling to the other factors: blockdiag(L0^-1 Lam0') G0r blockdiag(Lam_r)
         P0 = batched_inverse_lower(L0) @ lam0.T  # (J0, q0, q0)
-        BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
-                                shape=(J0 * q0, J0 * q0)).tocsr()
-        Lr = self._lam_rest(lams)
-        R0r = (BD0 @ self.G0r @ Lr).tocsr()
+        if not self._dense_coupling():
+            BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
+                                    shape=(J0 * q0, J0 * q0)).tocsr()
         R0xy_flat = R0xy.reshape(J0 * q0, p + 1)
-        M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr (Grr symmetric)
-        M -= (R0r.T @ R0r).toarray()
+        if self._dense_coupling():
+            # small coupling block: dense products avoid the sparse-matrix overhead
+            Lr = self._lam_rest_dense(lams)
+            G = self._G0r_dense().reshape(J0, q0, -1)
+            R0r = np.einsum("jab,jbc->jac", P0, G).reshape(J0 * q0, -1) @ Lr
+            M = Lr.T @ self.Grr @ Lr
+            M -= R0r.T @ R0r
+        else:
+            Lr = self._lam_rest(lams)
+            R0r = (BD0 @ self.G0r @ Lr).tocsr()
+            M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr
+            M -= (R0r.T @ R0r).toarray()
         M[np.diag_indices_from(M)] += 1.0
         Mxy = np.asarray(Lr.T @ np.column_stack([self.ZrX, self.Zry])) - np.asarray(
             R0r.T @ R0xy_flat)
@@ -635,7 +664,8 @@ class Problem:
         chunk = max(1, int(2e6 // max(1, q0 * Sig_rr.shape[0])))
         for s in range(0, J0, chunk):
             e = min(J0, s + chunk)
-            Rd = R0r[s * q0 : e * q0].toarray().reshape(e - s, q0, -1)
+            Rd = R0r[s * q0 : e * q0]
+            Rd = (Rd if isinstance(Rd, np.ndarray) else Rd.toarray()).reshape(e - s, q0, -1)
             mid = np.einsum("jac,cd,jbd->jab", Rd, Sig_rr, Rd, optimize=True)
             mid[:, np.arange(q0), np.arange(q0)] += 1.0
             S00[s:e] = _t(Linv[s:e]) @ mid @ Linv[s:e]
