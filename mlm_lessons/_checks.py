@@ -210,7 +210,7 @@ def warn(message: str, category: type[Warning]) -> None:
     import warnings
 
     frame = sys._getframe(1)
-    level = 1
+    level = 2  # stacklevel 1 is this function, 2 its caller (frame 1)
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
         "mlm_lessons", "threadpoolctl", "contextlib"
     ):
@@ -588,19 +588,49 @@ def separation_direction(X: np.ndarray, y: np.ndarray, trials: np.ndarray | None
     return b
 
 
+def _complete_separation(X, y, trials) -> bool:
+    """A direction with ``x_i'b > 0`` for every success and ``< 0`` for every failure."""
+    from scipy import optimize
+
+    t = np.ones(len(y)) if trials is None else trials
+    if not np.all((y >= t) | (y <= 0)):
+        return False
+    sign = np.where(y >= t, 1.0, -1.0)
+    scale = np.sqrt(np.mean(X**2, axis=0))
+    scale[scale == 0] = 1.0
+    A = sign[:, None] * (X / scale)
+    p = X.shape[1]
+    # maximise s subject to A b >= s, -1 <= b <= 1, s <= 1
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    res = optimize.linprog(c, A_ub=np.column_stack([-A, np.ones(len(y))]),
+                           b_ub=np.zeros(len(y)), bounds=[(-1, 1)] * p + [(None, 1)],
+                           method="highs")
+    return res.status == 0 and -res.fun > 1e-7
+
+
 def separation_message(names, X, y, trials, family, b) -> str:
     """Which predictors separate the outcome, and what to do."""
     n = X.shape[1]
-    Xb = X @ b
-    contrib = np.array([np.max(np.abs(X[:, j] * b[j])) for j in range(n)])
-    involved = [names[j] for j in range(n) if contrib[j] > 1e-6 * contrib.max()
-                and names[j] != "Intercept"] or list(names)
+    names = list(names)
+    const = [j for j in range(n) if np.ptp(X[:, j]) == 0]
+    alone = []  # predictors that separate the outcome by themselves (with the intercept)
+    for j in range(n):
+        if j in const:
+            continue
+        if separation_direction(X[:, const + [j]], y, trials, family) is not None:
+            alone.append(names[j])
+    if not alone:
+        contrib = np.array([np.max(np.abs(X[:, j] * b[j])) for j in range(n)])
+        alone = [names[j] for j in range(n) if contrib[j] > 1e-6 * contrib.max()
+                 and j not in const] or names
+    involved = alone
     if family == "binomial":
-        t = np.ones(len(y)) if trials is None else trials
-        complete = bool(np.all(np.abs(Xb[(y >= t) | (y <= 0)]) > 1e-8)) and np.all(
-            (y >= t) | (y <= 0))
+        complete = _complete_separation(X, y, trials)
         kind = "complete" if complete else "quasi-complete"
-        what = (f"{kind} separation: a combination of {', '.join(map(repr, involved))} "
+        who = (repr(involved[0]) if len(involved) == 1 else
+               f"a combination of {', '.join(map(repr, involved))}")
+        what = (f"{kind} separation: {who} "
                 f"predicts the outcome {'perfectly' if complete else 'perfectly for some rows'}"
                 f" (e.g. every row with a higher value has the same outcome)")
         advice = ("combine sparse categories or drop the predictor, or use penalised "
