@@ -886,10 +886,11 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
     lower = np.asarray(lower, dtype=float)
     bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
     n_calls = [0]
+    raw = fun
 
     def counted(x):
         n_calls[0] += 1
-        return fun(x)
+        return raw(x)
 
     if counter is None:
         fun = counted
