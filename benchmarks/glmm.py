@@ -62,7 +62,9 @@ def time_ours(ref: dict, data: pd.DataFrame, reps: int) -> float:
 def time_glmer(ids: list[str], reps: int) -> dict:
     env = {**os.environ, "REPS": str(reps)}
     out = subprocess.run(["Rscript", "benchmarks/glmer_timing.R", ",".join(ids)], cwd=ROOT,
-                         capture_output=True, text=True, env=env, check=True)
+                         capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"benchmarks/glmer_timing.R failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
