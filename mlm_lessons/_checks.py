@@ -415,3 +415,244 @@ def check_new_data(data: object, design, group_levels) -> pd.DataFrame:
                 f"data, so no group would match; convert it (e.g. .astype({a.dtype.name!r}))"
             )
     return data
+
+
+# --- generalized linear mixed models ------------------------------------------------------------
+
+GLMM_FAMILIES = ("binomial", "poisson", "negative_binomial")
+
+
+class SeparationError(ValueError):
+    """The maximum-likelihood estimate of a fixed effect is infinite (separation)."""
+
+
+def check_family(family: object) -> str:
+    """One of :data:`GLMM_FAMILIES`; ``ValueError`` naming the choices otherwise."""
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a string, one of {list(GLMM_FAMILIES)}, not "
+                        f"{type(family).__name__}")
+    name = family.lower().replace("-", "_").replace(" ", "_")
+    if name in ("nb", "negbin", "negative.binomial"):
+        name = "negative_binomial"
+    if name not in GLMM_FAMILIES:
+        raise ValueError(
+            f"unknown family {family!r}; choose one of {list(GLMM_FAMILIES)} (binary or "
+            f"successes out of trials: 'binomial'; counts: 'poisson', or 'negative_binomial' "
+            f"when they are overdispersed; a continuous outcome: use fit_mixed)"
+        )
+    return name
+
+
+def check_n_agq(n_agq: object, design) -> int:
+    """Quadrature nodes: a positive integer; more than 1 only for one scalar random effect."""
+    if isinstance(n_agq, bool | np.bool_) or not isinstance(n_agq, int | np.integer):
+        raise TypeError(f"n_agq must be a positive integer (1 = Laplace), not {n_agq!r}")
+    if n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer (1 = Laplace), not {n_agq!r}")
+    if n_agq > 1 and (len(design.terms) != 1 or design.terms[0].q != 1):
+        parts = ", ".join(f"{len(t.columns)} on {t.group!r}" for t in design.terms)
+        raise ValueError(
+            f"n_agq={n_agq} (adaptive quadrature) needs a single scalar random effect, such as "
+            f"(1 | g); this model has random effects {parts}. Use n_agq=1 (the Laplace "
+            f"approximation), as lme4's glmer does"
+        )
+    if n_agq > 100:
+        raise ValueError(f"n_agq={n_agq} is far more nodes than needed; 10 to 25 are accurate")
+    return int(n_agq)
+
+
+def _examples(values) -> str:
+    return ", ".join(f"{v:g}" for v in pd.unique(np.asarray(values, dtype=float))[:3])
+
+
+def check_glmm_outcome(design, family: str) -> None:
+    """The outcome a family needs: 0/1, successes out of trials, or counts."""
+    y, name = design.y, design.outcome
+    if family == "binomial":
+        if design.trials is None:
+            bad = ~np.isin(y, (0.0, 1.0))
+            if bad.any():
+                raise ValueError(
+                    f"outcome {name!r} must be coded 0/1 for family='binomial'; found "
+                    f"{int(bad.sum())} row(s) with other values ({_examples(y[bad])}). For "
+                    f"successes out of trials write 'cbind(successes, failures) ~ ...', or give "
+                    f"proportions with weights= the column of trials"
+                )
+            return
+        trials = design.trials
+        fail = trials - y
+        for what, v in (("successes", y), ("failures", fail), ("trials", trials)):
+            if np.any(v < 0):
+                extra = " (successes above trials)" if what == "failures" else ""
+                raise ValueError(
+                    f"{int(np.sum(v < 0))} row(s) have a negative number of {what}{extra}, "
+                    f"e.g. {_examples(v[v < 0])}; successes and failures must be counts >= 0"
+                )
+            frac = v != np.round(v)
+            if np.any(frac):
+                raise ValueError(
+                    f"{int(frac.sum())} row(s) have a non-integer number of {what} "
+                    f"({_examples(v[frac])}); a binomial outcome counts successes out of a "
+                    f"whole number of trials (with weights=, proportion x trials must be whole)"
+                )
+        if np.all(trials == 0):
+            raise ValueError("every row has 0 trials; there is nothing to model")
+        return
+    bad = y < 0
+    if bad.any():
+        raise ValueError(
+            f"outcome {name!r} must be a count (0, 1, 2, ...) for family={family!r}; "
+            f"{int(bad.sum())} row(s) are negative ({_examples(y[bad])})"
+        )
+    frac = y != np.round(y)
+    if frac.any():
+        raise ValueError(
+            f"outcome {name!r} must be a count (0, 1, 2, ...) for family={family!r}; "
+            f"{int(frac.sum())} row(s) are not whole numbers ({_examples(y[frac])}). For "
+            f"rates, model the counts with offset(log(exposure)); for a continuous outcome "
+            f"use fit_mixed"
+        )
+    if np.all(y == 0):
+        raise ValueError(f"outcome {name!r} is 0 in every row; there is nothing to model")
+
+
+def check_glmm_design(design, family: str) -> None:
+    """Identifiability checks of a GLMM design (as :func:`check_design`, adapted)."""
+    n, p = design.n, design.p
+    if n - p <= 0:
+        raise ValueError(f"{n} observations cannot estimate {p} fixed effects")
+    if not np.all(np.isfinite(design.X)):
+        bad = [name for name, col in zip(design.fixed_names, design.X.T)
+               if not np.all(np.isfinite(col))]
+        raise ValueError(
+            f"fixed-effect column(s) {bad} have infinite values (a log of 0, or a division by "
+            f"0?); remove or recode those rows"
+        )
+    if family == "binomial":
+        trials = np.ones(n) if design.trials is None else design.trials
+        if np.all(design.y == 0) or np.all(design.y == trials):
+            raise ValueError(
+                f"outcome {design.outcome!r} is {'0' if np.all(design.y == 0) else 'a success'}"
+                f" in every row; there is no variation to model"
+            )
+    if p and np.linalg.matrix_rank(design.X) < p:
+        raise ValueError(_rank_message(design))
+    binary = family == "binomial" and (design.trials is None or np.all(design.trials <= 1))
+    for t in design.terms:
+        if t.n_levels < 2:
+            what = "group column" if len(t.group_columns) == 1 else "grouping factor"
+            raise ValueError(
+                f"{what} {t.group!r} has {t.n_levels} distinct value(s); a multilevel model "
+                f"needs at least 2 groups (and, to estimate their variance well, many more)"
+            )
+        if t.n_levels >= n and binary:
+            raise ValueError(
+                f"every group in {t.group!r} has a single row ({n} rows, {t.n_levels} groups): "
+                f"with a 0/1 outcome a random effect per row is not identified; check that "
+                f"{t.group!r} identifies groups, not rows, or drop that term"
+            )
+        if t.n_levels * t.q > n or (t.q > 1 and t.n_levels * t.q >= n):
+            raise ValueError(
+                f"{t.n_levels} groups x {t.q} random effects of {t.group!r} are more than the "
+                f"{n} observations can identify; simplify the random part"
+            )
+        if np.linalg.matrix_rank(t.Z) < t.q:
+            raise ValueError(
+                f"the random effects {list(t.columns)} of {t.group!r} are linearly dependent "
+                f"(a column is constant or a combination of others); drop one"
+            )
+
+
+def separation_direction(X: np.ndarray, y: np.ndarray, trials: np.ndarray | None,
+                         family: str) -> np.ndarray | None:
+    """A direction ``b`` along which the log-likelihood of the fixed effects keeps rising.
+
+    Binomial (Konis 2007): ``x_i'b >= 0`` where every trial succeeded, ``<= 0`` where none
+    did, ``= 0`` for rows with both, and ``sum |x_i'b| > 0``. Poisson / negative binomial:
+    ``x_i'b <= 0`` where ``y_i = 0`` and ``= 0`` where ``y_i > 0``. Found by a linear
+    programme over ``-1 <= b <= 1`` (columns scaled to unit size); None when there is none
+    (the estimates are finite).
+    """
+    from scipy import optimize
+
+    n, p = X.shape
+    if p == 0:
+        return None
+    scale = np.sqrt(np.mean(X**2, axis=0))
+    scale[scale == 0] = 1.0
+    Xs = X / scale
+    if family == "binomial":
+        t = np.ones(n) if trials is None else trials
+        sign = np.where(y >= t, 1.0, np.where(y <= 0, -1.0, 0.0))
+        sign[t == 0] = np.nan
+    else:
+        sign = np.where(y <= 0, -1.0, 0.0)
+    keep = np.isfinite(sign)
+    Xs, sign = Xs[keep], sign[keep]
+    strict = sign != 0
+    c = -(sign[strict, None] * Xs[strict]).sum(axis=0)
+    A_ub = -(sign[strict, None] * Xs[strict])
+    A_eq = Xs[~strict] if (~strict).any() else None
+    res = optimize.linprog(c, A_ub=A_ub, b_ub=np.zeros(strict.sum()), A_eq=A_eq,
+                           b_eq=None if A_eq is None else np.zeros(A_eq.shape[0]),
+                           bounds=[(-1, 1)] * p, method="highs")
+    if res.status != 0 or -res.fun <= 1e-6 * max(1.0, strict.sum()) ** 0.5:
+        return None
+    b = np.asarray(res.x) / scale
+    return b
+
+
+def _complete_separation(X, y, trials) -> bool:
+    """A direction with ``x_i'b > 0`` for every success and ``< 0`` for every failure."""
+    from scipy import optimize
+
+    t = np.ones(len(y)) if trials is None else trials
+    if not np.all((y >= t) | (y <= 0)):
+        return False
+    sign = np.where(y >= t, 1.0, -1.0)
+    scale = np.sqrt(np.mean(X**2, axis=0))
+    scale[scale == 0] = 1.0
+    A = sign[:, None] * (X / scale)
+    p = X.shape[1]
+    # maximise s subject to A b >= s, -1 <= b <= 1, s <= 1
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    res = optimize.linprog(c, A_ub=np.column_stack([-A, np.ones(len(y))]),
+                           b_ub=np.zeros(len(y)), bounds=[(-1, 1)] * p + [(None, 1)],
+                           method="highs")
+    return res.status == 0 and -res.fun > 1e-7
+
+
+def separation_message(names, X, y, trials, family, b) -> str:
+    """Which predictors separate the outcome, and what to do."""
+    n = X.shape[1]
+    names = list(names)
+    const = [j for j in range(n) if np.ptp(X[:, j]) == 0]
+    alone = []  # predictors that separate the outcome by themselves (with the intercept)
+    for j in range(n):
+        if j in const:
+            continue
+        if separation_direction(X[:, const + [j]], y, trials, family) is not None:
+            alone.append(names[j])
+    if not alone:
+        contrib = np.array([np.max(np.abs(X[:, j] * b[j])) for j in range(n)])
+        alone = [names[j] for j in range(n) if contrib[j] > 1e-6 * contrib.max()
+                 and j not in const] or names
+    involved = alone
+    if family == "binomial":
+        complete = _complete_separation(X, y, trials)
+        kind = "complete" if complete else "quasi-complete"
+        who = (repr(involved[0]) if len(involved) == 1 else
+               f"a combination of {', '.join(map(repr, involved))}")
+        what = (f"{kind} separation: {who} "
+                f"predicts the outcome {'perfectly' if complete else 'perfectly for some rows'}"
+                f" (e.g. every row with a higher value has the same outcome)")
+        advice = ("combine sparse categories or drop the predictor, or use penalised "
+                  "(Firth) or Bayesian estimation with a weakly informative prior")
+    else:
+        what = (f"the counts are 0 wherever {', '.join(map(repr, involved))} point(s) one way "
+                f"(e.g. a category whose counts are all 0)")
+        advice = ("merge or drop that category, or use a Bayesian fit with a weakly "
+                  "informative prior")
+    return (f"{what}, so the maximum-likelihood estimate of its effect is infinite and any "
+            f"finite number reported would be meaningless; {advice}")

@@ -406,7 +406,39 @@ class Problem:
         getattr(new, f"_setup_{self.structure}_y")()
         return new
 
+    def reweight(self, y, weights) -> Problem:
+        """The same terms and X with another response and other weights.
+
+        The structure (nesting, ancestor maps, sparse Z) is reused, so only the weighted
+        cross-products are recomputed: O(n) work per call. This is the penalised weighted
+        least-squares step of PIRLS (the GLMM's working response and weights).
+        """
+        new = object.__new__(Problem)
+        new.__dict__.update(self.__dict__)
+        new.y = np.asarray(y, dtype=float)
+        new.w = np.asarray(weights, dtype=float)
+        new.n_evals = 0
+        getattr(new, f"_reweight_{self.structure}")()
+        return new
+
     # --- nested (tree-shaped) factors ----------------------------------------------------------
+
+    def _nested_columns(self, k):
+        terms, K = self.terms, len(self.terms)
+        cols = getattr(self, "_raw_cols", None)
+        if cols is None:
+            cols = self._raw_cols = [None] * K
+        if cols[k] is None:
+            cols[k] = np.column_stack([terms[k].Z] + [terms[m].Z for m in range(k + 1, K)]
+                                      + [self.X])
+        return cols[k]
+
+    def _reweight_nested(self):
+        self.raw = [
+            _bincount_products(t.codes, t.Z, self._nested_columns(k), t.n_levels, self.w)
+            for k, t in enumerate(self.terms)
+        ]
+        self._setup_nested_y()
 
     def _setup_nested(self):
         terms, K = self.terms, len(self.terms)
@@ -648,6 +680,13 @@ class Problem:
         self.GZX = np.asarray(Zw.T @ self.X)
         self._setup_dense_y()
 
+    def _reweight_dense(self):
+        Zw = sparse.diags(self.w) @ self._Z
+        self._Zw = Zw.tocsr()
+        self.GZZ = (self._Z.T @ self._Zw).toarray()
+        self.GZX = np.asarray(self._Zw.T @ self.X)
+        self._setup_dense_y()
+
     def _setup_dense_y(self):
         self.GZy = np.asarray(self._Zw.T @ self.y)
         self.F_raw = self._F_raw()
@@ -765,11 +804,45 @@ class Problem:
         self.rest_sizes = [t.n_levels * t.q for t in rest]
         self._setup_crossed_y()
 
+    def _reweight_crossed(self):
+        t0 = self.terms[0]
+        self.raw0 = _bincount_products(t0.codes, t0.Z, np.column_stack([t0.Z, self.X]),
+                                       t0.n_levels, self.w)
+        Z0 = getattr(self, "_Z0", None)
+        if Z0 is None:
+            Z0 = self._Z0 = _z_sparse(t0)
+        Zr_w = sparse.diags(self.w) @ self._Zr
+        self._Zr_w = Zr_w.tocsr()
+        self.G0r = (Z0.T @ self._Zr_w).tocsr()
+        self.Grr = (self._Zr.T @ self._Zr_w).toarray()
+        self.ZrX = self._Zr_w.T @ self.X
+        self._setup_crossed_y()
+
     def _setup_crossed_y(self):
         t0 = self.terms[0]
         self.raw0_y = _bincount_products(t0.codes, t0.Z, self.y[:, None], t0.n_levels, self.w)
         self.Zry = self._Zr_w.T @ self.y
         self.F_raw = self._F_raw()
+
+    def _dense_coupling(self) -> bool:
+        """The coupling of the largest factor to the others is small enough to keep dense."""
+        return self.J0 * self.q0 * self.Q_r <= 2_000_000 and self.Q_r <= 1000
+
+    def _G0r_dense(self) -> np.ndarray:
+        G = getattr(self, "_G0r_cache", None)
+        if G is None or G[0] is not self.G0r:
+            G = (self.G0r, self.G0r.toarray())
+            self._G0r_cache = G
+        return G[1]
+
+    def _lam_rest_dense(self, lams) -> np.ndarray:
+        out = np.zeros((self.Q_r, self.Q_r))
+        off = 0
+        for lam, t in zip(lams[1:], self.terms[1:]):
+            for j in range(t.n_levels):
+                out[off : off + t.q, off : off + t.q] = lam
+                off += t.q
+        return out
 
     def _lam_rest(self, lams):
         blocks = [_block_diag_sparse(lam, t.n_levels) for lam, t in zip(lams[1:], self.terms[1:])]
@@ -789,13 +862,22 @@ class Problem:
         R0xy = batched_forward(L0, B0[:, :, q0:])  # (J0, q0, p+1)
         # sparse coupling to the other factors: blockdiag(L0^-1 Lam0') G0r blockdiag(Lam_r)
         P0 = batched_inverse_lower(L0) @ lam0.T  # (J0, q0, q0)
-        BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
-                                shape=(J0 * q0, J0 * q0)).tocsr()
-        Lr = self._lam_rest(lams)
-        R0r = (BD0 @ self.G0r @ Lr).tocsr()
+        if not self._dense_coupling():
+            BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
+                                    shape=(J0 * q0, J0 * q0)).tocsr()
         R0xy_flat = R0xy.reshape(J0 * q0, p + 1)
-        M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr (Grr symmetric)
-        M -= (R0r.T @ R0r).toarray()
+        if self._dense_coupling():
+            # small coupling block: dense products avoid the sparse-matrix overhead
+            Lr = self._lam_rest_dense(lams)
+            G = self._G0r_dense().reshape(J0, q0, -1)
+            R0r = np.einsum("jab,jbc->jac", P0, G).reshape(J0 * q0, -1) @ Lr
+            M = Lr.T @ self.Grr @ Lr
+            M -= R0r.T @ R0r
+        else:
+            Lr = self._lam_rest(lams)
+            R0r = (BD0 @ self.G0r @ Lr).tocsr()
+            M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr
+            M -= (R0r.T @ R0r).toarray()
         M[np.diag_indices_from(M)] += 1.0
         Mxy = np.asarray(Lr.T @ np.column_stack([self.ZrX, self.Zry])) - np.asarray(
             R0r.T @ R0xy_flat)
@@ -842,7 +924,8 @@ class Problem:
         chunk = max(1, int(2e6 // max(1, q0 * Sig_rr.shape[0])))
         for s in range(0, J0, chunk):
             e = min(J0, s + chunk)
-            Rd = R0r[s * q0 : e * q0].toarray().reshape(e - s, q0, -1)
+            Rd = R0r[s * q0 : e * q0]
+            Rd = (Rd if isinstance(Rd, np.ndarray) else Rd.toarray()).reshape(e - s, q0, -1)
             mid = np.einsum("jac,cd,jbd->jab", Rd, Sig_rr, Rd, optimize=True)
             mid[:, np.arange(q0), np.arange(q0)] += 1.0
             S00[s:e] = _t(Linv[s:e]) @ mid @ Linv[s:e]
@@ -936,13 +1019,15 @@ class Convergence:
 
 
 def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray,
-                      derivatives=None) -> Convergence:
+                      derivatives=None, *, delta: float = 1e-4) -> Convergence:
     """lme4's ``checkConv``: the Cholesky-scaled gradient and the Hessian's eigenvalues.
 
     At a singular point (a theta bounded by 0 is below 1e-4) lme4 stops after reporting the
     singular fit; here the parameters away from their bound are still checked (gradient and
     Hessian of the deviance restricted to them), and :func:`optimize_theta` has already made
-    sure that no move into the interior lowers the deviance.
+    sure that no move into the interior lowers the deviance. ``delta`` is the step of the
+    central differences (lme4's 1e-4; larger for a deviance that is smooth only to the
+    tolerance of an inner iteration and whose parameters are scaled to unit curvature).
     """
     at_bound = (lower == 0) & (x < SINGULAR_TOL)
     free = ~at_bound
@@ -957,7 +1042,7 @@ def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray,
         return fun(full)
 
     if derivatives is None:
-        g, H = deriv12(f_free, xf, fx)
+        g, H = deriv12(f_free, xf, fx, delta)
     else:
         g, H = derivatives(x, free)
     gfull = np.zeros(len(x))
@@ -1000,14 +1085,21 @@ class Optimum:
     restarts: int  # moves off a boundary point that lowered the deviance
 
 
-def _lbfgs(problem, x0, bounds):
-    """L-BFGS-B with the problem's gradient (exact for nested factors)."""
+LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000, "maxls": 40}
+
+
+def _lbfgs(fun, x0, bounds, options=None, value_and_gradient=None):
+    """L-BFGS-B with an exact gradient when given, central differences otherwise."""
+    opts = LBFGS_OPTIONS if options is None else {**LBFGS_OPTIONS, **options}
+    if value_and_gradient is not None:
+        res = optimize.minimize(value_and_gradient, x0, method="L-BFGS-B", bounds=bounds,
+                                jac=True, options=opts)
+        x = np.asarray(res.x, dtype=float)
+        return x, float(res.fun) if np.isfinite(res.fun) else float(fun(x))
     res = optimize.minimize(
-        problem.value_and_gradient, x0, method="L-BFGS-B", bounds=bounds, jac=True,
-        options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000, "maxls": 40},
+        fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point", options=opts,
     )
-    x = np.asarray(res.x, dtype=float)
-    return x, float(problem.deviance(x)) if not np.isfinite(res.fun) else float(res.fun)
+    return np.asarray(res.x, dtype=float), float(res.fun)
 
 
 def interior_moves(fun, x: np.ndarray, fx: float, lower: np.ndarray):
@@ -1045,20 +1137,51 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
        L-BFGS-B from the point found, and L-BFGS-B from lme4's start (Lam = I); the lowest
        deviance wins, and steps 2-3 are repeated on it.
     """
-    fun = problem.deviance
-    lower = problem.lower
+    vg = problem.value_and_gradient if problem.structure != "crossed" else None
+    return minimize_deviance(problem.deviance, start, problem.lower,
+                             fallback=problem.identity(), counter=lambda: problem.n_evals,
+                             value_and_gradient=vg, derivatives=problem.exact_derivatives)
+
+
+def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
+                      options=None, delta: float = 1e-4, value_and_gradient=None,
+                      derivatives=None) -> Optimum:
+    """The optimizer path of :func:`optimize_theta` for any deviance with these bounds.
+
+    ``fun`` maps a parameter vector to a deviance (``inf`` where it cannot be evaluated);
+    ``lower`` holds 0 for the parameters bounded below by 0 (Cholesky diagonals) and
+    ``-inf`` for free ones (off-diagonal elements, fixed effects of a GLMM, ...). The same
+    three steps and the same convergence rule apply; ``fallback`` is the second starting
+    point of step 3 (Lam = I for the linear model), ``counter`` returns the number of
+    deviance evaluations so far; ``options`` replace some of the L-BFGS-B options (a
+    deviance computed by an inner iteration is smooth only to its tolerance, so the
+    quasi-Newton steps should stop before they chase that noise); ``delta`` is the step of
+    :func:`check_convergence`. ``value_and_gradient`` (value and exact gradient) and
+    ``derivatives`` (gradient and Hessian for the check) are used when given.
+    """
+    lower = np.asarray(lower, dtype=float)
     bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
+    n_calls = [0]
+    raw = fun
+
+    def counted(x):
+        n_calls[0] += 1
+        return raw(x)
+
+    if counter is None:
+        fun = counted
+        counter = lambda: n_calls[0]  # noqa: E731
     candidates = []
 
     def polish(x0, name):
-        x, fx = _lbfgs(problem, np.asarray(x0, dtype=float), bounds)
+        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
         restarts = 0
         while restarts < 4:
             z = interior_moves(fun, x, fx, lower)
             if z is None:
                 break
             restarts += 1
-            x2, f2 = _lbfgs(problem, z, bounds)
+            x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
             if f2 < fx - 1e-9:
                 x, fx = x2, f2
             else:
@@ -1067,7 +1190,7 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
         return x, fx, restarts
 
     x, fx, restarts = polish(start, "L-BFGS-B")
-    conv = check_convergence(fun, x, fx, lower, problem.exact_derivatives)
+    conv = check_convergence(fun, x, fx, lower, derivatives, delta=delta)
     name = "L-BFGS-B"
     if not conv.ok:
         nm = optimize.minimize(
@@ -1075,10 +1198,11 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
             options={"xatol": 1e-9, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
         )
         polish(nm.x, "Nelder-Mead + L-BFGS-B")
-        polish(problem.identity(), "L-BFGS-B from Lam = I")
+        if fallback is not None:
+            polish(np.asarray(fallback, dtype=float), "L-BFGS-B from Lam = I")
         fx, x, name, restarts = min(candidates, key=lambda c: c[0])
-        conv = check_convergence(fun, x, fx, lower, problem.exact_derivatives)
-    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=problem.n_evals,
+        conv = check_convergence(fun, x, fx, lower, derivatives, delta=delta)
+    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=counter(),
                    convergence=conv, restarts=restarts)
 
 
@@ -1148,6 +1272,29 @@ def _scale_matrix(A: np.ndarray, centre_with: int | None, blocks=None):
             rms = np.sqrt(np.mean(col**2))
             M[j, j] = 1.0 / rms if rms > 0 else 1.0
     return A @ M, M
+
+
+def standardize_columns(X, terms: list[ReTerm]):
+    """Centred and scaled copies of X and every term's Z (the response untouched).
+
+    For a GLMM the response cannot be shifted or scaled, but the linear predictor
+    ``X beta + Z b`` is unchanged by ``X~ = X M``, ``Z~_t = Z_t N_t`` with ``beta = M beta~``
+    and ``T_t = N_t T~_t N_t'``: the returned :class:`Scaling` has ``a = 0``, ``s = 1``.
+    """
+    const = np.flatnonzero(_constant_columns(X))
+    c0 = int(const[0]) if len(const) else None
+    Xs, M = _scale_matrix(X, c0)
+    c = np.zeros(X.shape[1])
+    if c0 is not None:
+        c[c0] = 1.0 / X[0, c0]
+    new_terms, Ns = [], []
+    for t in terms:
+        zc = np.flatnonzero(_constant_columns(t.Z))
+        z0 = int(zc[0]) if len(zc) else None
+        Zs, N = _scale_matrix(t.Z, z0, t.layout.blocks)
+        new_terms.append(ReTerm(t.codes, Zs, t.n_levels, t.layout))
+        Ns.append(N)
+    return Xs, new_terms, Scaling(0.0, 1.0, M, c, tuple(Ns))
 
 
 def standardize(y, X, terms: list[ReTerm]):
