@@ -44,7 +44,14 @@ from mlm_lessons._checks import (
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import MixedFit, _aic_bic, _as_re, _cov_factor, _fixed_table
+from mlm_lessons.models import (
+    MixedFit,
+    _aic_bic,
+    _as_re,
+    _cov_factor,
+    _fixed_table,
+    boundary_description,
+)
 
 __all__ = [
     "GLMMFit",
@@ -585,27 +592,6 @@ def _fit(design: Design, family: str, n_agq: int, conf_level: float, *, start=No
     return fit
 
 
-def _boundary_description(fit: GLMMFit) -> str:
-    parts = []
-    for t, T in zip(fit._design.terms, fit._engine.T):
-        sd = np.sqrt(np.clip(np.diag(T), 0, None))
-        tiny = sd < 1e-4
-        for i in np.flatnonzero(tiny):
-            parts.append(f"the variance of {t.columns[i]!r} across {t.group!r} is estimated "
-                         f"at zero")
-        for b in t.blocks:
-            for ii, i in enumerate(b):
-                for j in b[ii + 1 :]:
-                    if tiny[i] or tiny[j]:
-                        continue
-                    r = T[i, j] / (sd[i] * sd[j])
-                    if abs(r) > 0.999:
-                        parts.append(f"the correlation of {t.columns[i]!r} and "
-                                     f"{t.columns[j]!r} across {t.group!r} is estimated at "
-                                     f"{r:+.3f}")
-    return "; ".join(parts) or "a covariance matrix of random effects is singular"
-
-
 def _warn_if_needed(fit: GLMMFit) -> None:
     eng = fit._engine
     se_s = np.sqrt(np.clip(np.diag(eng.vcov_s), 0, None)) if len(eng.beta_s) else np.zeros(0)
@@ -623,7 +609,9 @@ def _warn_if_needed(fit: GLMMFit) -> None:
         )
     if fit.singular:
         warn(
-            f"boundary (singular) fit: {_boundary_description(fit)}. This is the maximum of "
+            f"boundary (singular) fit: "
+            f"{boundary_description(fit._design.terms, fit._engine.T, 1.0)}. "
+            f"This is the maximum of "
             f"the likelihood (no move into the interior improves it): the data do not "
             f"support this random part. Simplify it (drop that random effect, or use "
             f"uncorrelated effects with ||)",

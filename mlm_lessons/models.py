@@ -831,12 +831,17 @@ def _make_fit(design: Design, eng: _engine.LMMFit, method: str, conf_level: floa
     return fit
 
 
-def _boundary_description(fit: MixedFit) -> str:
-    """Which variances are at zero and which correlations at +-1, in words."""
+def boundary_description(terms, covariances, scale: float) -> str:
+    """Which variances are at zero and which correlations at +-1, in words.
+
+    ``terms`` are the design's terms, ``covariances`` their T matrices; a standard deviation
+    below ``1e-4 * scale`` counts as zero (``scale``: sigma for a linear model, 1 for a GLMM
+    on the link scale).
+    """
     parts = []
-    for t, T in zip(fit._design.terms, fit._engine.T):
+    for t, T in zip(terms, covariances):
         sd = np.sqrt(np.clip(np.diag(T), 0, None))
-        tiny = sd < 1e-4 * np.sqrt(fit.sigma2) + 1e-300
+        tiny = sd < 1e-4 * scale + 1e-300
         for i in np.flatnonzero(tiny):
             parts.append(f"the variance of {t.columns[i]!r} across {t.group!r} is estimated "
                          f"at zero")
@@ -856,7 +861,9 @@ def _boundary_description(fit: MixedFit) -> str:
 def _warn_if_needed(fit: MixedFit) -> None:
     if fit.singular:
         warn(
-            f"boundary (singular) fit: {_boundary_description(fit)}. This is the maximum of "
+            f"boundary (singular) fit: "
+            f"{boundary_description(fit._design.terms, fit._engine.T, np.sqrt(fit.sigma2))}. "
+            f"This is the maximum of "
             f"the likelihood (no move into the interior improves it): the data do not "
             f"support this random part. Simplify it (drop that random effect, or use "
             f"uncorrelated effects with ||) and test it with lrt(), whose p-value accounts "
