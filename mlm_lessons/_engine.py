@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize, sparse
 
+from mlm_lessons._threads import single_blas_thread
+
 LOG2PI = np.log(2 * np.pi)
 GRADIENT_TOL = 2e-3  # lme4 check.conv.grad: max(pmin(|scaled grad|, |grad|)) below this
 SINGULAR_TOL = 1e-4  # lme4 isSingular: a theta with lower bound 0 below this
@@ -1143,6 +1145,7 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
                              value_and_gradient=vg, derivatives=problem.exact_derivatives)
 
 
+@single_blas_thread
 def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
                       options=None, delta: float = 1e-4, value_and_gradient=None,
                       derivatives=None) -> Optimum:
@@ -1395,6 +1398,7 @@ def sort_terms(terms: list[ReTerm]) -> list[int]:
     return sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
 
 
+@single_blas_thread
 def fit_lmm(y, X, terms: list[ReTerm], reml: bool, *, start=None, weights=None) -> LMMFit:
     """Standardise, build the deviance function, optimise, check, and map back."""
     order = sort_terms(terms)
@@ -1408,6 +1412,7 @@ def fit_lmm(y, X, terms: list[ReTerm], reml: bool, *, start=None, weights=None) 
     return LMMFit(problem, scaling, order, opt, reml)
 
 
+@single_blas_thread
 def refit_lmm(fit: LMMFit, y, *, reml: bool | None = None) -> LMMFit:
     """The same design with another response (and/or criterion), warm-started at ``fit``."""
     y = np.asarray(y, dtype=float)

@@ -43,6 +43,7 @@ from mlm_lessons._checks import (
     warn,
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import (
     MixedFit,
@@ -99,7 +100,7 @@ def attenuation_factor(tau2: float) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class GLMMFit:
+class GLMMFit(ResultDisplay):
     """A fitted generalized linear mixed model (immutable).
 
     Attributes
@@ -524,6 +525,28 @@ class GLMMFit:
         out = out.loc[:, out.notna().any()]
         out.index.names = ["part", "parameter"]
         return out
+
+    def _display_fields(self):
+        groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
+        vc = self.variance_components()[["level", "description", "estimate", "std_dev",
+                                         "correlation"]]
+        fields = [
+            ("formula", self.formula, None),
+            ("family", self.family, None),
+            ("link", self.link, None),
+            ("n_agq", self.n_agq, None),
+            ("n_obs", self.n_obs, None),
+            ("groups", groups, None),
+            ("loglik", self.loglik, ".4f"),
+            ("aic", self.aic, ".2f"),
+            ("converged", self.converged, None),
+            ("singular", self.singular, None),
+            ("fixed", self.fixed, None),
+            ("variance components", vc.loc[:, vc.notna().any()], None),
+        ]
+        if self.nb_size is not None:
+            fields.insert(4, ("nb_size", self.nb_size, None))
+        return fields
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())

@@ -53,7 +53,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class DataFingerprint:
+class DataFingerprint(ResultDisplay):
     """What identifies the data a fit used: rows, outcome values and grouping.
 
     Two fits can be compared (likelihood-ratio tests, model tables) only when their
@@ -111,13 +111,18 @@ def _fingerprint(design: Design) -> DataFingerprint:
 
 
 @dataclass(frozen=True)
-class ModelMatrices:
+class ModelMatrices(ResultDisplay):
     """Response ``y``, fixed design ``X`` and, per grouping factor, ``Z`` and group labels."""
 
     y: pd.Series
     X: pd.DataFrame
     Z: dict
     groups: dict
+
+    def _display_fields(self):
+        fields = [("y", self.y.describe(), None), ("X", self.X, None)]
+        fields += [(f"Z ({g})", Z, None) for g, Z in self.Z.items()]
+        return fields
 
 
 @dataclass(frozen=True, eq=False)
@@ -503,6 +508,7 @@ class MixedFit(ResultDisplay):
 
     # --- refits and simulation ---------------------------------------------------------------
 
+    @single_blas_thread
     def refit(self, y=None, *, method: str | None = None) -> MixedFit:
         """The same model with another response and/or criterion.
 
@@ -551,6 +557,7 @@ class MixedFit(ResultDisplay):
             out[s] = y
         return out
 
+    @single_blas_thread
     def drop_groups(self, labels, *, level: str | None = None) -> MixedFit:
         """The same model refitted without the rows of some groups of ``level``."""
         if level is None:
@@ -569,6 +576,7 @@ class MixedFit(ResultDisplay):
         design = self._design.subset(keep)
         return _fit_design(design, self.method, self.conf_level, start=None)
 
+    @single_blas_thread
     def objective(self, theta) -> float:
         """The profiled deviance at lme4-style ``theta`` (see :attr:`theta`), for probing."""
         theta = np.asarray(theta, dtype=float)
@@ -600,6 +608,7 @@ class MixedFit(ResultDisplay):
                 Ninv @ taus_rel[j] @ Ninv.T))
         return np.concatenate(std)
 
+    @single_blas_thread
     def deviance_at(self, taus, sigma2: float) -> float:
         """-2 log-likelihood (the REML criterion for REML fits) at given variance components.
 

@@ -119,19 +119,28 @@ def test_course_results_in_a_notebook(fits):
     results = [
         mlm.wald_test(fit, ["ses", "meanses"]),
         mlm.lrt(null, fit),
-        mlm.icc_anova(fit._data, "mathach", "school"),
+        mlm.icc_anova(fit.data, "mathach", "school"),
         fit,
+        fit.matrices(),
+        fit.fingerprint,
+        mlm.fit_glmm(fit.data.assign(high=lambda d: (d.mathach > 15).astype(int)),
+                     "high ~ ses + (1 | school)", family="binomial"),
     ]
     for r in results:
         bundle, _ = format_display_data(r)
         assert bundle["text/plain"] == str(r)
         assert bundle["text/html"].startswith('<table class="mlm-result">')
-        fields = [f.name for f in dataclasses.fields(r) if f.repr]
+        fields = [name for name, _, _ in r._display_fields()]
+        if type(r)._display_fields is ResultDisplay._display_fields:
+            assert fields == [f.name for f in dataclasses.fields(r) if f.repr]
+        elif hasattr(r, "loglik"):  # a fit chooses its lines: the model, statistics, tables
+            assert {"formula", "n_obs", "loglik", "fixed", "variance components"} <= set(fields)
         for name in fields:
             assert f'<th scope="row">{name}</th>' in bundle["text/html"]
         assert "_design" not in bundle["text/html"]  # internals (repr=False) stay out
         # scalar lines stay short: no 17-digit floats running out of the box
-        scalar_lines = [line for line in str(r).splitlines() if not line.startswith("    ")]
+        scalar_lines = [line for line in str(r).splitlines()
+                        if not line.startswith("    ") and not line.startswith("  formula ")]
         assert max(map(len, scalar_lines)) < 60, str(r)
     wald = results[0]
     assert f"statistic  {_format_float(wald.statistic)}" in str(wald)
