@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 # figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
 unexport MPLBACKEND
 
-.PHONY: env book test nbval lint format lab clean bench handouts student dist
+.PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe
 
 env: $(STAMP)
 
@@ -75,6 +75,19 @@ student: env
 
 bench: env
 	$(BIN)/python benchmarks/run.py
+
+# axe-core, the accessibility engine of tests/test_browser.py, is vendored in tests/vendor/
+# (a test file, never part of the site); this target fetched it from the npm registry.
+AXE_VERSION := 4.14.1
+vendor-axe:
+	@command -v npm >/dev/null || { echo "error: npm not found (Debian: apt-get install npm)"; exit 1; }
+	tmp=$$(mktemp -d) && cd "$$tmp" && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar xzf axe-core-$(AXE_VERSION).tgz \
+		&& cp package/axe.min.js "$(CURDIR)/tests/vendor/axe.min.js" \
+		&& cp package/LICENSE "$(CURDIR)/tests/vendor/axe-core-LICENSE.txt" \
+		&& cp package/LICENSE-3RD-PARTY.txt "$(CURDIR)/tests/vendor/axe-core-LICENSE-3RD-PARTY.txt" \
+		&& rm -rf "$$tmp"
+	sha256sum tests/vendor/axe.min.js
 
 clean:
 	rm -rf _build dist .pytest_cache .hypothesis .ruff_cache mlm_lessons.egg-info

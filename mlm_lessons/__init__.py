@@ -4,7 +4,7 @@ Every function takes a long-format data frame and the names of its columns, so i
 any two-level data set, not only the course's.
 """
 
-from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning
+from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning, MLMWarning, SeparationError
 from mlm_lessons._glue import glue
 from mlm_lessons.bootstrap import (
     BootstrapLRTResult,
@@ -25,7 +25,16 @@ from mlm_lessons.diagnostics import (
     residual_table,
 )
 from mlm_lessons.engines import compare_with_published, compare_with_statsmodels
-from mlm_lessons.glmm import LogisticMixedFit, attenuation_factor, fit_gee, fit_logistic_mixed
+from mlm_lessons.glmm import (
+    GLMMFit,
+    LogisticMixedFit,
+    OverdispersionWarning,
+    SeparationWarning,
+    attenuation_factor,
+    fit_gee,
+    fit_glmm,
+    fit_logistic_mixed,
+)
 from mlm_lessons.icc import (
     ICCResult,
     design_effect,
@@ -44,6 +53,7 @@ from mlm_lessons.inference import (
     pre,
     wald_test,
 )
+from mlm_lessons.intervals import confint_variance
 from mlm_lessons.matrices import (
     GLSResult,
     design_matrices,
@@ -82,12 +92,16 @@ __version__ = "0.1.0"
 __all__ = [
     "BootstrapLRTResult",
     "BoundaryWarning",
+    "SeparationError",
     "ConvergenceWarning",
     "GLSResult",
     "GroupInfluence",
     "ICCResult",
     "LRTResult",
+    "GLMMFit",
     "LogisticMixedFit",
+    "OverdispersionWarning",
+    "SeparationWarning",
     "MLMWarning",
     "MixedFit",
     "ModelMatrices",
@@ -102,6 +116,7 @@ __all__ = [
     "compare_models",
     "compare_with_published",
     "compare_with_statsmodels",
+    "confint_variance",
     "coverage_study",
     "data_dir",
     "describe_levels",
@@ -110,6 +125,7 @@ __all__ = [
     "effective_sample_size",
     "fit_full_model",
     "fit_gee",
+    "fit_glmm",
     "fit_logistic_mixed",
     "fit_mixed",
     "fit_null",

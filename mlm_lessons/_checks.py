@@ -43,6 +43,7 @@ __all__ = [
     "check_distinct",
     "check_not_in",
     "check_new_column",
+    "check_formula",
     # groups
     "check_group_ids",
     "check_groups",
@@ -69,7 +70,12 @@ __all__ = [
     "check_fitted",
     "check_outcome_varies_within",
     "check_new_data",
-    "check_binary_design",
+    # generalized linear mixed models
+    "SeparationError",
+    "check_family",
+    "check_n_agq",
+    "check_glmm_outcome",
+    "check_glmm_design",
     "check_separation",
 ]
 
@@ -159,6 +165,14 @@ def check_names(**names: object) -> None:
     """:func:`check_name` for every ``role=name`` pair."""
     for role, name in names.items():
         check_name(name, role)
+
+
+def check_formula(value: object, example: str = "'y ~ x'", name: str = "formula") -> str:
+    """A model formula: a string (``TypeError`` otherwise, with an example)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string such as {example}, not "
+                        f"{type(value).__name__} {_show(value)}")
+    return value
 
 
 def check_name_list(
@@ -875,13 +889,33 @@ def check_same_data(a, b, names: tuple[str, str]) -> None:
 
 
 def check_design(design) -> None:
-    """Identifiability checks of a built design (the same for every model of the package)."""
-    n, p = design.n, design.p
-    y = design.y
-    if n - p <= 0:
+    """Identifiability checks of a built linear mixed-model design.
+
+    The fixed part and every random-effects term are checked by the helpers that
+    :func:`check_glmm_design` shares; a linear model also needs a residual variance, so its
+    outcome must vary within groups and each factor needs fewer units than rows.
+    """
+    n, y = design.n, design.y
+    if np.ptp(y) == 0 and design.trials is None:
         raise ValueError(
-            f"{n} observations cannot estimate {p} fixed effects and a residual variance"
+            f"outcome {design.outcome!r} is constant ({y[0]:g}); there is no variance to model"
         )
+    _check_fixed_part(design, residual=True)
+    for t in design.terms:
+        if 2 <= t.n_levels < n and design.trials is None:  # (else: the messages below)
+            check_outcome_varies_within(y, t.codes, design.outcome, t.group)
+    for t in design.terms:
+        _check_term(t, n, residual=design.trials is None,
+                    single_row=_single_row_message(t.group, n, t.n_levels))
+    _check_distinct_factors(design.terms)
+
+
+def _check_fixed_part(design, *, residual: bool) -> None:
+    """Enough rows, finite values and full column rank of the fixed-effects design."""
+    n, p = design.n, design.p
+    if n - p <= 0:
+        extra = " and a residual variance" if residual else ""
+        raise ValueError(f"{n} observations cannot estimate {p} fixed effects{extra}")
     if not np.all(np.isfinite(design.X)):
         bad = [name for name, col in zip(design.fixed_names, design.X.T)
                if not np.all(np.isfinite(col))]
@@ -889,54 +923,61 @@ def check_design(design) -> None:
             f"fixed-effect column(s) {bad} have infinite values (a log of 0, or a division by "
             f"0?); remove or recode those rows"
         )
-    if np.ptp(y) == 0 and design.trials is None:
-        raise ValueError(
-            f"outcome {design.outcome!r} is constant ({y[0]:g}); there is no variance to model"
-        )
-    if p and np.linalg.matrix_rank(design.X) < p:
+    if p and _rank(design.X) < p:
         raise ValueError(_rank_message(design))
-    for t in design.terms:
-        if 2 <= t.n_levels < n and design.trials is None:  # (else: the messages below)
-            check_outcome_varies_within(y, t.codes, design.outcome, t.group)
-    for t in design.terms:
-        if t.n_levels < 2:
-            what = "group column" if len(t.group_columns) == 1 else "grouping factor"
-            raise ValueError(
-                f"{what} {t.group!r} has {t.n_levels} distinct value(s); a multilevel model "
-                f"needs at least 2 groups (and, to estimate their variance well, many more)"
-            )
-        if t.n_levels >= n:
-            raise ValueError(_single_row_message(t.group, n, t.n_levels))
-        if t.n_levels * t.q >= n and design.trials is None:
-            raise ValueError(
-                f"{t.n_levels} groups x {t.q} random effects of {t.group!r} are at least the "
-                f"{n} observations: the random effects and the residual variance are not "
-                f"identified; simplify the random part"
-            )
-        if not np.all(np.isfinite(t.Z)):
-            raise ValueError(
-                f"random-effect column(s) of {t.group!r} have infinite values (a log of 0?); "
-                f"remove or recode those rows"
-            )
-        Zc = t.Z
-        const_cols = (np.ptp(Zc, axis=0) == 0) if len(Zc) else np.zeros(t.q, bool)
-        if t.q > 1 and const_cols.any():
-            for j in np.flatnonzero(~const_cols):
-                col = Zc[:, j]
-                mean = np.bincount(t.codes, col, minlength=t.n_levels) / np.maximum(
-                    np.bincount(t.codes, minlength=t.n_levels), 1)
-                if np.allclose(col, mean[t.codes], rtol=0, atol=1e-12 * max(1, np.abs(col).max())):
-                    raise ValueError(
-                        f"{t.columns[j]!r} is constant within every group of {t.group!r}, so "
-                        f"its random slope cannot be told apart from the random intercept "
-                        f"(it is a level-2 variable there); drop it from the random part"
-                    )
-        if np.linalg.matrix_rank(Zc) < t.q:
-            raise ValueError(
-                f"the random effects {list(t.columns)} of {t.group!r} are linearly dependent "
-                f"(a column is constant or a combination of others); drop one"
-            )
-    terms = list(design.terms)
+
+
+def _check_term(t, n: int, *, residual: bool, single_row: str | None) -> None:
+    """One random-effects term: enough groups, not one row each (``single_row`` is the
+    message, None when that is allowed), identified effects, finite columns, no slope of a
+    level-2 variable, linearly independent columns."""
+    if t.n_levels < 2:
+        what = "group column" if len(t.group_columns) == 1 else "grouping factor"
+        raise ValueError(
+            f"{what} {t.group!r} has {t.n_levels} distinct value(s); a multilevel model "
+            f"needs at least 2 groups (and, to estimate their variance well, many more)"
+        )
+    if single_row is not None and t.n_levels >= n:
+        raise ValueError(single_row)
+    if residual and t.n_levels * t.q >= n:
+        raise ValueError(
+            f"{t.n_levels} groups x {t.q} random effects of {t.group!r} are at least the "
+            f"{n} observations: the random effects and the residual variance are not "
+            f"identified; simplify the random part"
+        )
+    if not residual and (t.n_levels * t.q > n or (t.q > 1 and t.n_levels * t.q >= n)):
+        raise ValueError(
+            f"{t.n_levels} groups x {t.q} random effects of {t.group!r} are more than the "
+            f"{n} observations can identify; simplify the random part"
+        )
+    if not np.all(np.isfinite(t.Z)):
+        raise ValueError(
+            f"random-effect column(s) of {t.group!r} have infinite values (a log of 0?); "
+            f"remove or recode those rows"
+        )
+    Zc = t.Z
+    const_cols = (np.ptp(Zc, axis=0) == 0) if len(Zc) else np.zeros(t.q, bool)
+    if t.q > 1 and const_cols.any():
+        for j in np.flatnonzero(~const_cols):
+            col = Zc[:, j]
+            mean = np.bincount(t.codes, col, minlength=t.n_levels) / np.maximum(
+                np.bincount(t.codes, minlength=t.n_levels), 1)
+            if np.allclose(col, mean[t.codes], rtol=0, atol=1e-12 * max(1, np.abs(col).max())):
+                raise ValueError(
+                    f"{t.columns[j]!r} is constant within every group of {t.group!r}, so "
+                    f"its random slope cannot be told apart from the random intercept "
+                    f"(it is a level-2 variable there); drop it from the random part"
+                )
+    if _rank(Zc) < t.q:
+        raise ValueError(
+            f"the random effects {list(t.columns)} of {t.group!r} are linearly dependent "
+            f"(a column is constant or a combination of others); drop one"
+        )
+
+
+def _check_distinct_factors(terms) -> None:
+    """Two grouping factors may not group the rows in the same way."""
+    terms = list(terms)
     for i, a in enumerate(terms):
         for b in terms[i + 1:]:
             if a.n_levels == b.n_levels and len(
@@ -948,6 +989,20 @@ def check_design(design) -> None:
                     f"variances cannot be told apart; drop one of the two terms (or check "
                     f"that the two columns identify different units)"
                 )
+
+
+def _rank(A: np.ndarray) -> int:
+    """Numerical rank of a tall matrix from the SVD of its scaled cross-product (cheap for
+    millions of rows; the same answer as the SVD of A at the usual tolerance)."""
+    if A.shape[1] == 0:
+        return 0
+    norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    if np.any(norms == 0):
+        return int(np.linalg.matrix_rank(A[:, norms > 0] / norms[norms > 0])) if np.any(
+            norms > 0) else 0
+    C = (A.T @ A) / np.outer(norms, norms)
+    s = np.linalg.svd(C, compute_uv=False)  # squared singular values of A scaled
+    return int(np.sum(s > s[0] * max(A.shape) * np.finfo(float).eps ** 0.75))
 
 
 def _rank_message(design) -> str:
@@ -1003,79 +1058,6 @@ def check_outcome_varies_within(y: np.ndarray, codes: np.ndarray, outcome: str,
         raise ValueError(_constant_within_message(outcome, group))
 
 
-# --- binary outcomes (logistic models and GEE) ------------------------------------------------
-
-
-def check_separation(X: np.ndarray, y: np.ndarray, names: Sequence[str], outcome: str) -> None:
-    """``ValueError`` when the fixed effects separate a 0/1 outcome (infinite estimates).
-
-    Complete separation: some combination ``X d`` is positive for every 1 and negative for
-    every 0. Quasi-complete: ``X d >= 0`` for the 1s and ``<= 0`` for the 0s, strictly for some
-    rows. In both cases the likelihood increases without bound along ``d`` and the maximum
-    likelihood estimates do not exist (Albert and Anderson 1984). Found by the linear
-    programme of Konis (2007): maximise ``sum(s * X d)`` subject to ``s * X d >= 0`` and
-    ``-1 <= d <= 1``, with ``s = 2 y - 1``; it is 0 exactly when there is no separation.
-    """
-    from scipy.optimize import linprog
-
-    X = np.asarray(X, dtype=float)
-    n, p = X.shape
-    if p == 0:
-        return
-    s = np.where(np.asarray(y) > 0.5, 1.0, -1.0)
-    scale = np.max(np.abs(X), axis=0)
-    scale[scale == 0] = 1.0
-    A = s[:, None] * (X / scale)
-    res = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * p,
-                  method="highs")
-    if res.status != 0:
-        return
-    margin = A @ res.x
-    if margin.min() < -1e-9 or margin.max() <= 1e-6:
-        return
-    involved = [nm for nm, dj in zip(names, res.x) if abs(dj) > 1e-6 and nm != "Intercept"]
-    involved = involved or [nm for nm, dj in zip(names, res.x) if abs(dj) > 1e-6]
-    which = ", ".join(map(repr, involved))
-    strict = margin > 1e-6
-    # complete separation: a direction with every margin positive (maximise the smallest)
-    c = np.zeros(p + 1)
-    c[-1] = -1.0
-    full = linprog(c, A_ub=np.column_stack([-A, np.ones(n)]), b_ub=np.zeros(n),
-                   bounds=[(-1.0, 1.0)] * p + [(None, 1.0)], method="highs")
-    if full.status == 0 and -full.fun > 1e-9:
-        strict = np.ones(n, dtype=bool)
-    if strict.all():
-        head = (f"complete separation: a combination of {which} predicts every 0 and every 1 "
-                f"of outcome {outcome!r} exactly")
-    else:
-        head = (f"quasi-complete separation: a combination of {which} predicts "
-                f"{int(strict.sum())} of the {n} values of outcome {outcome!r} exactly")
-    raise ValueError(
-        f"{head}, so the maximum-likelihood estimate of its effect is infinite and any finite "
-        f"number reported would be meaningless; combine sparse categories or drop the "
-        f"predictor, or use penalised (Firth) or Bayesian estimation"
-    )
-
-
-def check_binary_design(design, *, what: str = "a logistic model") -> None:
-    """The checks of every binary-outcome model, on its built design (entry of the fit).
-
-    The outcome is coded 0/1 and varies; the fixed part is identified (:func:`check_design`:
-    full rank, finite, at least two groups, not a single row per group); the predictors do not
-    separate the outcome (:func:`check_separation`).
-    """
-    y = design.y
-    if design.trials is None and not np.all(np.isin(y, (0.0, 1.0))):
-        odd = sorted(set(np.unique(y).tolist()) - {0.0, 1.0})[:3]
-        raise ValueError(
-            f"outcome {design.outcome!r} must be coded 0/1 for {what}; found values such as "
-            f"{', '.join(f'{v:g}' for v in odd)}"
-        )
-    check_design(design)
-    if design.trials is None:
-        check_separation(design.X, y, design.fixed_names, design.outcome)
-
-
 def _id_kind(series: pd.Series) -> str:
     """``"number"``, ``"text"`` or the dtype name of identifiers, looking through categories."""
     dtype = series.dtype
@@ -1128,3 +1110,236 @@ def check_new_data(data: object, design, group_levels) -> pd.DataFrame:
                 f"data, so no group would match; convert it (e.g. .astype({a.dtype.name!r}))"
             )
     return data
+
+
+# --- generalized linear mixed models ------------------------------------------------------------
+
+GLMM_FAMILIES = ("binomial", "poisson", "negative_binomial")
+
+
+class SeparationError(ValueError):
+    """The maximum-likelihood estimate of a fixed effect is infinite (separation)."""
+
+
+def check_family(family: object) -> str:
+    """One of :data:`GLMM_FAMILIES`; ``ValueError`` naming the choices otherwise."""
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a string, one of {list(GLMM_FAMILIES)}, not "
+                        f"{type(family).__name__}")
+    name = family.lower().replace("-", "_").replace(" ", "_")
+    if name in ("nb", "negbin", "negative.binomial"):
+        name = "negative_binomial"
+    if name not in GLMM_FAMILIES:
+        raise ValueError(
+            f"unknown family {family!r}; choose one of {list(GLMM_FAMILIES)} (binary or "
+            f"successes out of trials: 'binomial'; counts: 'poisson', or 'negative_binomial' "
+            f"when they are overdispersed; a continuous outcome: use fit_mixed)"
+        )
+    return name
+
+
+def check_n_agq(n_agq: object, design) -> int:
+    """Quadrature nodes: a count (:func:`check_count`); more than 1 only for one scalar
+    random effect."""
+    n_agq = check_count(n_agq, "n_agq")
+    if n_agq > 1 and (len(design.terms) != 1 or design.terms[0].q != 1):
+        parts = ", ".join(f"{len(t.columns)} on {t.group!r}" for t in design.terms)
+        raise ValueError(
+            f"n_agq={n_agq} (adaptive quadrature) needs a single scalar random effect, such as "
+            f"(1 | g); this model has random effects {parts}. Use n_agq=1 (the Laplace "
+            f"approximation), as lme4's glmer does"
+        )
+    if n_agq > 100:
+        raise ValueError(f"n_agq={n_agq} is far more nodes than needed; 10 to 25 are accurate")
+    return int(n_agq)
+
+
+def _examples(values) -> str:
+    return ", ".join(f"{v:g}" for v in pd.unique(np.asarray(values, dtype=float))[:3])
+
+
+def check_glmm_outcome(design, family: str, *, what: str | None = None) -> None:
+    """The outcome a family needs: 0/1, successes out of trials, or counts (``what`` names
+    the model in the message, ``family='binomial'`` by default)."""
+    y, name = design.y, design.outcome
+    what = what or f"family={family!r}"
+    if family == "binomial":
+        if design.trials is None:
+            bad = ~np.isin(y, (0.0, 1.0))
+            if bad.any():
+                raise ValueError(
+                    f"outcome {name!r} must be coded 0/1 for {what}; found "
+                    f"{int(bad.sum())} row(s) with other values ({_examples(y[bad])}). For "
+                    f"successes out of trials write 'cbind(successes, failures) ~ ...', or give "
+                    f"proportions with weights= the column of trials"
+                )
+            return
+        trials = design.trials
+        fail = trials - y
+        for what, v in (("successes", y), ("failures", fail), ("trials", trials)):
+            if np.any(v < 0):
+                extra = " (successes above trials)" if what == "failures" else ""
+                raise ValueError(
+                    f"{int(np.sum(v < 0))} row(s) have a negative number of {what}{extra}, "
+                    f"e.g. {_examples(v[v < 0])}; successes and failures must be counts >= 0"
+                )
+            frac = v != np.round(v)
+            if np.any(frac):
+                raise ValueError(
+                    f"{int(frac.sum())} row(s) have a non-integer number of {what} "
+                    f"({_examples(v[frac])}); a binomial outcome counts successes out of a "
+                    f"whole number of trials (with weights=, proportion x trials must be whole)"
+                )
+        if np.all(trials == 0):
+            raise ValueError("every row has 0 trials; there is nothing to model")
+        return
+    bad = y < 0
+    if bad.any():
+        raise ValueError(
+            f"outcome {name!r} must be a count (0, 1, 2, ...) for family={family!r}; "
+            f"{int(bad.sum())} row(s) are negative ({_examples(y[bad])})"
+        )
+    frac = y != np.round(y)
+    if frac.any():
+        raise ValueError(
+            f"outcome {name!r} must be a count (0, 1, 2, ...) for family={family!r}; "
+            f"{int(frac.sum())} row(s) are not whole numbers ({_examples(y[frac])}). For "
+            f"rates, model the counts with offset(log(exposure)); for a continuous outcome "
+            f"use fit_mixed"
+        )
+    if np.all(y == 0):
+        raise ValueError(f"outcome {name!r} is 0 in every row; there is nothing to model")
+
+
+def check_glmm_design(design, family: str) -> None:
+    """Identifiability checks of a GLMM design (the helpers of :func:`check_design`, without
+    a residual variance; one row per group is refused only for a 0/1 outcome)."""
+    n = design.n
+    if family == "binomial":
+        trials = np.ones(n) if design.trials is None else design.trials
+        if np.all(design.y == 0) or np.all(design.y == trials):
+            value = "0 (a failure)" if np.all(design.y == 0) else "a success"
+            raise ValueError(
+                f"outcome {design.outcome!r} is constant ({value} in every row); there is no "
+                f"variation to model"
+            )
+    _check_fixed_part(design, residual=False)
+    binary = family == "binomial" and (design.trials is None or np.all(design.trials <= 1))
+    for t in design.terms:
+        single = None
+        if binary:
+            single = (
+                f"every group in {t.group!r} has a single row ({n} rows, {t.n_levels} groups): "
+                f"with a 0/1 outcome a random effect per row is not identified; check that "
+                f"{t.group!r} identifies groups, not rows, or drop that term"
+            )
+        _check_term(t, n, residual=False, single_row=single)
+    _check_distinct_factors(design.terms)
+
+
+def check_separation(design, family: str) -> None:
+    """:class:`SeparationError` when the fixed effects separate the outcome (infinite
+    estimates): complete or quasi-complete separation of a binomial outcome, or counts that
+    are 0 wherever a predictor points one way (:func:`separation_direction`); the message
+    names the predictor(s)."""
+    trials = np.ones(design.n) if design.trials is None else design.trials
+    b = separation_direction(design.X, design.y, trials if family == "binomial" else None,
+                             family)
+    if b is not None:
+        raise SeparationError(separation_message(list(design.fixed_names), design.X,
+                                                 design.y, trials, family, b))
+
+
+def separation_direction(X: np.ndarray, y: np.ndarray, trials: np.ndarray | None,
+                         family: str) -> np.ndarray | None:
+    """A direction ``b`` along which the log-likelihood of the fixed effects keeps rising.
+
+    Binomial (Konis 2007): ``x_i'b >= 0`` where every trial succeeded, ``<= 0`` where none
+    did, ``= 0`` for rows with both, and ``sum |x_i'b| > 0``. Poisson / negative binomial:
+    ``x_i'b <= 0`` where ``y_i = 0`` and ``= 0`` where ``y_i > 0``. Found by a linear
+    programme over ``-1 <= b <= 1`` (columns scaled to unit size); None when there is none
+    (the estimates are finite).
+    """
+    from scipy import optimize
+
+    n, p = X.shape
+    if p == 0:
+        return None
+    scale = np.sqrt(np.mean(X**2, axis=0))
+    scale[scale == 0] = 1.0
+    Xs = X / scale
+    if family == "binomial":
+        t = np.ones(n) if trials is None else trials
+        sign = np.where(y >= t, 1.0, np.where(y <= 0, -1.0, 0.0))
+        sign[t == 0] = np.nan
+    else:
+        sign = np.where(y <= 0, -1.0, 0.0)
+    keep = np.isfinite(sign)
+    Xs, sign = Xs[keep], sign[keep]
+    strict = sign != 0
+    c = -(sign[strict, None] * Xs[strict]).sum(axis=0)
+    A_ub = -(sign[strict, None] * Xs[strict])
+    A_eq = Xs[~strict] if (~strict).any() else None
+    res = optimize.linprog(c, A_ub=A_ub, b_ub=np.zeros(strict.sum()), A_eq=A_eq,
+                           b_eq=None if A_eq is None else np.zeros(A_eq.shape[0]),
+                           bounds=[(-1, 1)] * p, method="highs")
+    if res.status != 0 or -res.fun <= 1e-6 * max(1.0, strict.sum()) ** 0.5:
+        return None
+    b = np.asarray(res.x) / scale
+    return b
+
+
+def _complete_separation(X, y, trials) -> bool:
+    """A direction with ``x_i'b > 0`` for every success and ``< 0`` for every failure."""
+    from scipy import optimize
+
+    t = np.ones(len(y)) if trials is None else trials
+    if not np.all((y >= t) | (y <= 0)):
+        return False
+    sign = np.where(y >= t, 1.0, -1.0)
+    scale = np.sqrt(np.mean(X**2, axis=0))
+    scale[scale == 0] = 1.0
+    A = sign[:, None] * (X / scale)
+    p = X.shape[1]
+    # maximise s subject to A b >= s, -1 <= b <= 1, s <= 1
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    res = optimize.linprog(c, A_ub=np.column_stack([-A, np.ones(len(y))]),
+                           b_ub=np.zeros(len(y)), bounds=[(-1, 1)] * p + [(None, 1)],
+                           method="highs")
+    return res.status == 0 and -res.fun > 1e-7
+
+
+def separation_message(names, X, y, trials, family, b) -> str:
+    """Which predictors separate the outcome, and what to do."""
+    n = X.shape[1]
+    names = list(names)
+    const = [j for j in range(n) if np.ptp(X[:, j]) == 0]
+    alone = []  # predictors that separate the outcome by themselves (with the intercept)
+    for j in range(n):
+        if j in const:
+            continue
+        if separation_direction(X[:, const + [j]], y, trials, family) is not None:
+            alone.append(names[j])
+    if not alone:
+        contrib = np.array([np.max(np.abs(X[:, j] * b[j])) for j in range(n)])
+        alone = [names[j] for j in range(n) if contrib[j] > 1e-6 * contrib.max()
+                 and j not in const] or names
+    involved = alone
+    if family == "binomial":
+        complete = _complete_separation(X, y, trials)
+        kind = "complete" if complete else "quasi-complete"
+        who = (repr(involved[0]) if len(involved) == 1 else
+               f"a combination of {', '.join(map(repr, involved))}")
+        what = (f"{kind} separation: {who} "
+                f"predicts the outcome {'perfectly' if complete else 'perfectly for some rows'}"
+                f" (e.g. every row with a higher value has the same outcome)")
+        advice = ("combine sparse categories or drop the predictor, or use penalised "
+                  "(Firth) or Bayesian estimation with a weakly informative prior")
+    else:
+        what = (f"the counts are 0 wherever {', '.join(map(repr, involved))} point(s) one way "
+                f"(e.g. a category whose counts are all 0)")
+        advice = ("merge or drop that category, or use a Bayesian fit with a weakly "
+                  "informative prior")
+    return (f"{what}, so the maximum-likelihood estimate of its effect is infinite and any "
+            f"finite number reported would be meaningless; {advice}")

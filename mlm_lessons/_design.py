@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ import patsy
 from mlm_lessons._checks import (
     check_columns,
     check_finite,
+    check_formula,
     check_frame,
     check_group_ids,
     check_name,
@@ -91,6 +93,47 @@ def _names_in_code(code: str) -> list[str]:
     return out
 
 
+def protect_names(expr: str, columns) -> str:
+    """Wrap column names that patsy cannot read as Python (keywords such as ``yield``,
+    names with dots) in ``Q("...")``.
+
+    Examples
+    --------
+    >>> protect_names("yield + x + np.log(dose)", ["yield", "x", "dose"])
+    'Q("yield") + x + np.log(dose)'
+    """
+    import keyword
+
+    cols = set(map(str, columns))
+    out, i = [], 0
+    for m in re.finditer(r'"[^"]*"|\'[^\']*\'|[A-Za-z_][A-Za-z0-9_.]*', expr):
+        tok = m.group(0)
+        out.append(expr[i : m.start()])
+        i = m.end()
+        quoted = tok[0] in "\"'"
+        if not quoted and tok in cols and (keyword.iskeyword(tok) or "." in tok):
+            out.append(f'Q("{tok}")')
+        else:
+            out.append(tok)
+    out.append(expr[i:])
+    return "".join(out)
+
+
+def _protected(parsed: ParsedFormula, columns) -> ParsedFormula:
+    from dataclasses import replace
+
+    pn = lambda e: protect_names(e, columns)  # noqa: E731
+    return replace(
+        parsed,
+        response=pn(parsed.response) if parsed.binomial_response is None else parsed.response,
+        fixed=pn(parsed.fixed),
+        offsets=tuple(pn(o) for o in parsed.offsets),
+        random=tuple(replace(r, expr=pn(r.expr)) for r in parsed.random),
+        binomial_response=None if parsed.binomial_response is None else tuple(
+            pn(e) for e in parsed.binomial_response),
+    )
+
+
 def _rhs_variables(rhs: str) -> list[str]:
     try:
         return formula_variables("~ " + rhs)
@@ -112,47 +155,74 @@ class MatrixBuilder:
 
     names: tuple[str, ...]
     intercept: bool = False
-    simple: tuple[str, ...] | None = None  # numeric columns, in order, when no patsy is needed
+    # the terms as tuples of numeric columns (a product for an interaction), when no patsy
+    # is needed
+    simple: tuple[tuple[str, ...], ...] | None = None
     info: object = field(default=None, repr=False, compare=False)  # patsy DesignInfo
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
         if self.simple is not None:
-            cols = [np.ones(len(data))] if self.intercept else []
-            cols += [data[c].to_numpy(dtype=float) for c in self.simple]
-            if not cols:
-                return np.empty((len(data), 0))
-            return np.column_stack(cols)
+            out = np.empty((len(data), len(self.names)))
+            j = 0
+            if self.intercept:
+                out[:, 0] = 1.0
+                j = 1
+            for term in self.simple:
+                col = data[term[0]].to_numpy(dtype=float)
+                for name in term[1:]:
+                    col = col * data[name].to_numpy(dtype=float)
+                out[:, j] = col
+                j += 1
+            return out
         (mat,) = patsy.build_design_matrices([self.info], data, NA_action="raise")
         return np.asarray(mat, dtype=float)
 
 
-def _simple_terms(rhs: str, data: pd.DataFrame) -> tuple[bool, tuple[str, ...]] | None:
-    """``(intercept, columns)`` when ``rhs`` is a plain sum of numeric column names."""
-    intercept, cols = True, []
-    for term in (t.strip() for t in rhs.split("+")):
-        if term == "1":
+@functools.lru_cache(maxsize=512)
+def _term_factors(rhs: str):
+    """patsy's expansion of ``rhs``: (intercept, terms as tuples of factor codes), in the
+    order patsy gives the columns when every factor is numeric; None if unparsable."""
+    try:
+        desc = patsy.ModelDesc.from_formula("~ " + rhs)
+    except patsy.PatsyError:
+        return None
+    intercept, terms = False, []
+    for term in desc.rhs_termlist:
+        if not term.factors:
+            intercept = True
             continue
-        if term in ("0", "-1"):
-            intercept = False
-            continue
-        if term.startswith("-") or not _NAME.fullmatch(term) or term not in data.columns:
-            return None
-        dtype = data[term].dtype
-        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-            return None
-        if term in cols:
-            return None
-        cols.append(term)
-    return intercept, tuple(cols)
+        terms.append(tuple(f.code for f in term.factors))
+    return intercept, tuple(terms)
+
+
+def _simple_terms(rhs: str, data: pd.DataFrame):
+    """``(intercept, terms)`` when every factor of ``rhs`` is a plain numeric column."""
+    parsed = _term_factors(rhs)
+    if parsed is None:
+        return None
+    intercept, terms = parsed
+    for term in terms:
+        for name in term:
+            if not _NAME.fullmatch(name) or name not in data.columns:
+                return None
+            dtype = data[name].dtype
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                return None
+    return intercept, terms
 
 
 def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarray]:
-    """A :class:`MatrixBuilder` for ``rhs`` and its matrix on ``data``."""
+    """A :class:`MatrixBuilder` for ``rhs`` and its matrix on ``data``.
+
+    A right-hand side whose factors are all numeric columns (sums and products, ``a*b``) is
+    built directly, in patsy's column order and with patsy's names; anything else (a
+    categorical, a transformation) goes through patsy.
+    """
     simple = _simple_terms(rhs, data)
     if simple is not None:
-        intercept, cols = simple
-        names = (("Intercept",) if intercept else ()) + cols
-        builder = MatrixBuilder(names=names, intercept=intercept, simple=cols)
+        intercept, terms = simple
+        names = (("Intercept",) if intercept else ()) + tuple(":".join(t) for t in terms)
+        builder = MatrixBuilder(names=names, intercept=intercept, simple=terms)
         return builder, builder.build(data)
     try:
         with np.errstate(divide="ignore", invalid="ignore"):  # check_design names the inf
@@ -295,6 +365,9 @@ class Design:
         return self.X.shape[1]
 
     def term(self, group: str) -> Term:
+        if not isinstance(group, str):
+            raise TypeError(f"level must be a grouping factor name (str), such as "
+                            f"{self.terms[0].group!r}, not {type(group).__name__} {group!r}")
         for t in self.terms:
             if t.group == group:
                 return t
@@ -359,6 +432,8 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
     """Validate ``data`` for ``formula`` and build the design (the data are not modified)."""
     check_frame(data)
     parsed = parse_formula(formula) if isinstance(formula, str) else formula
+    written = parsed
+    parsed = _protected(parsed, data.columns)
     if require_random and not parsed.random:
         raise ValueError(
             f"formula {str(parsed)!r} has no random-effects term: add one such as (1 | group), "
@@ -366,11 +441,15 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
         )
     response_vars, fixed_vars, random_vars = _variables_of(parsed)
     group_cols = list(dict.fromkeys(c for s in parsed.random for c in s.group_columns))
+    # a column that is by itself a grouping factor may not also be a fixed predictor; one
+    # that only enters an interaction factor may ((1 | worker/machine) with machine fixed)
+    whole = {s.group_columns[0] for s in parsed.random if len(s.group_columns) == 1}
     for g in group_cols:
         check_group_ids(data, g)
         if g in response_vars:
             raise ValueError(f"{g!r} is both the outcome and a group column")
-        check_not_in(g, "group column", fixed_vars, "predictors of the fixed part")
+        if g in whole:
+            check_not_in(g, "group column", fixed_vars, "predictors of the fixed part")
     used = list(dict.fromkeys(response_vars + fixed_vars + random_vars))
     check_columns(data, [c for c in used if c not in group_cols], role="variable in formula")
     check_no_missing(data, used)
@@ -395,7 +474,7 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
         outcome = parsed.binomial_response[0]
     else:
         y = _response_column(work, parsed.response)
-        outcome = parsed.response
+        outcome = written.response
 
     # fixed part
     fixed_rhs = parsed.fixed
@@ -484,9 +563,7 @@ def design_from_arguments(formula: str, group: str | None, re_formula: str | Non
     >>> design_from_arguments("y ~ x", "g", None, False)
     'y ~ x + (1 | g)'
     """
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x', not "
-                        f"{type(formula).__name__}")
+    check_formula(formula)
     if group is None:
         return formula
     check_name(group, "group")
@@ -495,9 +572,8 @@ def design_from_arguments(formula: str, group: str | None, re_formula: str | Non
             f"formula {formula!r} already has random-effects terms; leave out group= (and "
             f"re_formula=) or write the formula without bars"
         )
-    if re_formula is not None and not isinstance(re_formula, str):
-        raise TypeError(f"re_formula must be a string such as 'x', not "
-                        f"{type(re_formula).__name__}")
+    if re_formula is not None:
+        check_formula(re_formula, "'x'", "re_formula")
     rhs = "1" if re_formula is None else (re_formula.strip().lstrip("~").strip() or "1")
     bar = "||" if diagonal else "|"
     return f"{formula} + ({rhs} {bar} {group})"

@@ -36,11 +36,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize, sparse
 
+from mlm_lessons._threads import single_blas_thread
+
 LOG2PI = np.log(2 * np.pi)
 GRADIENT_TOL = 2e-3  # lme4 check.conv.grad: max(pmin(|scaled grad|, |grad|)) below this
 SINGULAR_TOL = 1e-4  # lme4 isSingular: a theta with lower bound 0 below this
 HESSIAN_TOL = 1e-6  # lme4 check.conv.hess
 DENSE_LIMIT = 6000  # largest dense Schur complement (levels of the non-largest crossed factors)
+SMALL_DENSE = 600  # crossed designs with at most this many random effects are factored densely
 
 
 class EngineError(ValueError):
@@ -79,6 +82,11 @@ def batched_forward(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     q = L.shape[1]
     if q == 1:
         return B / L
+    if q == 2:
+        x = np.empty_like(B)
+        x[:, 0, :] = B[:, 0, :] / L[:, 0, 0, None]
+        x[:, 1, :] = (B[:, 1, :] - L[:, 1, 0, None] * x[:, 0, :]) / L[:, 1, 1, None]
+        return x
     x = np.empty_like(B)
     for i in range(q):
         s = B[:, i, :] - np.einsum("jm,jmr->jr", L[:, i, :i], x[:, :i, :])
@@ -91,6 +99,11 @@ def batched_backward(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     q = L.shape[1]
     if q == 1:
         return B / L
+    if q == 2:
+        x = np.empty_like(B)
+        x[:, 1, :] = B[:, 1, :] / L[:, 1, 1, None]
+        x[:, 0, :] = (B[:, 0, :] - L[:, 1, 0, None] * x[:, 1, :]) / L[:, 0, 0, None]
+        return x
     x = np.empty_like(B)
     for i in reversed(range(q)):
         s = B[:, i, :] - np.einsum("jm,jmr->jr", L[:, i + 1 :, i], x[:, i + 1 :, :])
@@ -107,6 +120,11 @@ def batched_inverse_lower(L: np.ndarray) -> np.ndarray:
 
 def _t(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
+
+
+def _mv(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Batched matrix-vector product (J, a, b) x (J, b) -> (J, a)."""
+    return (A @ v[:, :, None])[:, :, 0]
 
 
 # --- the parameters of one term ------------------------------------------------------------------
@@ -202,13 +220,28 @@ class ReTerm:
 
 
 def _bincount_products(codes, A, B, J, w=None):
-    """``out[j, a, b] = sum_{i in j} w_i A[i, a] B[i, b]`` (J, qa, qb)."""
-    out = np.empty((J, A.shape[1], B.shape[1]))
+    """``out[j, a, b] = sum_{i in j} w_i A[i, a] B[i, b]`` (J, qa, qb).
+
+    ``B`` may be a list of matrices (their columns side by side), which saves stacking
+    them for millions of rows. Columns of ones are not multiplied.
+    """
+    cols_b = [M[:, c] for M in (B if isinstance(B, list) else [B]) for c in range(M.shape[1])]
+    out = np.empty((J, A.shape[1], len(cols_b)))
     for a in range(A.shape[1]):
         wa = A[:, a] if w is None else A[:, a] * w
-        for b in range(B.shape[1]):
-            out[:, a, b] = np.bincount(codes, wa * B[:, b], minlength=J)
+        ones_a = w is None and _is_ones(wa)
+        for b, col in enumerate(cols_b):
+            if ones_a and _is_ones(col):
+                out[:, a, b] = np.bincount(codes, minlength=J)
+            elif ones_a:
+                out[:, a, b] = np.bincount(codes, col, minlength=J)
+            else:
+                out[:, a, b] = np.bincount(codes, wa * col, minlength=J)
     return out
+
+
+def _is_ones(v: np.ndarray) -> bool:
+    return bool(v[0] == 1.0 and v[-1] == 1.0 and np.all(v == 1.0))
 
 
 def _is_nested(inner: ReTerm, outer: ReTerm) -> bool:
@@ -300,10 +333,10 @@ class Problem:
             np.zeros(0)
         K = len(self.terms)
         self.nested = all(_is_nested(self.terms[k], self.terms[k + 1]) for k in range(K - 1))
-        if self.nested:
-            self._setup_nested()
-        else:
-            self._setup_crossed()
+        Q = sum(t.q * t.n_levels for t in self.terms)
+        self.structure = "nested" if self.nested else ("dense" if Q <= SMALL_DENSE
+                                                       else "crossed")
+        getattr(self, f"_setup_{self.structure}")()
         self.n_evals = 0
 
     # --- shared --------------------------------------------------------------------------
@@ -337,9 +370,7 @@ class Problem:
     def factor(self, theta) -> Factor:
         self.n_evals += 1
         lams = self.split(theta)
-        if self.nested:
-            return self._factor_nested(lams)
-        return self._factor_crossed(lams)
+        return getattr(self, f"_factor_{self.structure}")(lams)
 
     def deviance(self, theta) -> float:
         try:
@@ -348,6 +379,22 @@ class Problem:
         except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
         return dev if np.isfinite(dev) else np.inf
+
+    def deviance_sigma(self, theta, sigma2: float) -> float:
+        """-2 log-likelihood (REML criterion for REML) at theta and a given sigma2.
+
+        The fixed effects are at their GLS estimates; sigma2 is not profiled out, so this
+        is the function that profile-likelihood intervals of sigma need.
+        """
+        try:
+            with np.errstate(all="ignore"):
+                f = self.factor(theta)
+        except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf
+        dof = self.n - self.p if self.reml else self.n
+        dev = f.logdet + (f.logdet_x if self.reml else 0.0) + dof * np.log(
+            2 * np.pi * sigma2) + f.pwrss / sigma2
+        return float(dev) if np.isfinite(dev) else np.inf
 
     def sigma2(self, f: Factor) -> float:
         return f.pwrss / (self.n - self.p if self.reml else self.n)
@@ -358,13 +405,42 @@ class Problem:
         new.__dict__.update(self.__dict__)
         new.y = np.asarray(y, dtype=float)
         new.n_evals = 0
-        if self.nested:
-            new._setup_nested_y()
-        else:
-            new._setup_crossed_y()
+        getattr(new, f"_setup_{self.structure}_y")()
+        return new
+
+    def reweight(self, y, weights) -> Problem:
+        """The same terms and X with another response and other weights.
+
+        The structure (nesting, ancestor maps, sparse Z) is reused, so only the weighted
+        cross-products are recomputed: O(n) work per call. This is the penalised weighted
+        least-squares step of PIRLS (the GLMM's working response and weights).
+        """
+        new = object.__new__(Problem)
+        new.__dict__.update(self.__dict__)
+        new.y = np.asarray(y, dtype=float)
+        new.w = np.asarray(weights, dtype=float)
+        new.n_evals = 0
+        getattr(new, f"_reweight_{self.structure}")()
         return new
 
     # --- nested (tree-shaped) factors ----------------------------------------------------------
+
+    def _nested_columns(self, k):
+        terms, K = self.terms, len(self.terms)
+        cols = getattr(self, "_raw_cols", None)
+        if cols is None:
+            cols = self._raw_cols = [None] * K
+        if cols[k] is None:
+            cols[k] = np.column_stack([terms[k].Z] + [terms[m].Z for m in range(k + 1, K)]
+                                      + [self.X])
+        return cols[k]
+
+    def _reweight_nested(self):
+        self.raw = [
+            _bincount_products(t.codes, t.Z, self._nested_columns(k), t.n_levels, self.w)
+            for k, t in enumerate(self.terms)
+        ]
+        self._setup_nested_y()
 
     def _setup_nested(self):
         terms, K = self.terms, len(self.terms)
@@ -379,8 +455,7 @@ class Problem:
         for k in range(K):
             t = terms[k]
             cols = [t.Z] + [terms[m].Z for m in range(k + 1, K)] + [self.X]
-            self.raw.append(_bincount_products(t.codes, t.Z, np.column_stack(cols),
-                                               t.n_levels, self.w))
+            self.raw.append(_bincount_products(t.codes, t.Z, cols, t.n_levels, self.w))
         self._setup_nested_y()
 
     def _setup_nested_y(self):
@@ -397,7 +472,7 @@ class Problem:
         for k in range(K):
             raw = np.concatenate([self.raw[k], self.raw_y[k]], axis=2)
             lam_k = lams[k]
-            blk = np.einsum("ba,jbc->jac", lam_k, raw)
+            blk = lam_k.T @ raw
             off = 0
             for m in [k] + list(range(k + 1, K)):
                 qm = terms[m].q
@@ -418,7 +493,7 @@ class Problem:
             R = batched_forward(L, B[k][:, :, qk:])  # (J_k, q_k, W_k - q_k)
             Ls.append(L)
             Rs.append(R)
-            RtR = np.einsum("jai,jak->jik", R, R)  # Schur update of ancestors, X and y
+            RtR = _t(R) @ R  # Schur update of ancestors, X and y
             off = 0
             for m in range(k + 1, K):
                 qm = terms[m].q
@@ -441,45 +516,268 @@ class Problem:
             off = 0
             for m in range(k + 1, K):
                 qm = terms[m].q
-                rhs = rhs - np.einsum("jab,jb->ja", Rk[:, :, off : off + qm],
-                                      u[m][self.anc[k][m]])
+                rhs = rhs - _mv(Rk[:, :, off : off + qm], u[m][self.anc[k][m]])
                 off += qm
             u[k] = batched_backward(L[k], rhs[:, :, None])[:, :, 0]
         return u
 
-    def _condcov_nested(self, f: Factor):
-        """Diagonal blocks of A^{-1} per level (Takahashi recursion over the factor tree)."""
-        terms, K = self.terms, len(self.terms)
+    def _selinv_nested(self, f: Factor, include_x: bool):
+        """Blocks of A^{-1} (or of the augmented M^{-1}, with X as the root) on the tree.
+
+        The Takahashi recursion, top level first: ``Sig[k][m][g]`` is the block between
+        unit g of level k and its ancestor at level m (``m == k``: g itself; ``m == K``:
+        the fixed effects, present when ``include_x``).
+        """
+        terms, K, p = self.terms, len(self.terms), self.p
         L, R = f.parts["L"], f.parts["R"]
-        Sig = [[None] * K for _ in range(K)]  # Sig[k][m]: (J_k, q_k, q_m), m >= k
+        sizes = [t.q for t in terms] + [p]
+        X = K  # index of the fixed-effects node
+        Sig = [dict() for _ in range(K + 1)]
+        if include_x:
+            RX = f.LF[:p, :p]
+            RXinv = linalg.solve_triangular(RX, np.eye(p), lower=True)
+            Sig[X][X] = (RXinv.T @ RXinv)[None, :, :]
         for k in reversed(range(K)):
             Linv = batched_inverse_lower(L[k])
+            LinvT = _t(Linv)
             Rk = R[k]
-            qk = terms[k].q
-            # Sigma between u and its ancestors
-            offs = {}
-            off = 0
+            anc_list = list(range(k + 1, K)) + ([X] if include_x else [])
+            offs, off = {}, 0
             for m in range(k + 1, K):
                 offs[m] = off
-                off += terms[m].q
-            for m in range(k + 1, K):
-                acc = np.zeros((terms[k].n_levels, qk, terms[m].q))
-                for m2 in range(k + 1, K):
-                    R_km2 = Rk[:, :, offs[m2] : offs[m2] + terms[m2].q]
+                off += sizes[m]
+            offs[X] = off
+            idx = {m: self.anc[k][m] for m in range(k + 1, K)}
+            idx[X] = np.zeros(terms[k].n_levels, dtype=np.intp)
+            blocks = {m: Rk[:, :, offs[m] : offs[m] + sizes[m]] for m in anc_list}
+            for m in anc_list:
+                acc = np.zeros((terms[k].n_levels, sizes[k], sizes[m]))
+                for m2 in anc_list:
                     if m2 < m:
-                        S = Sig[m2][m][self.anc[k][m2]]
+                        S = Sig[m2][m][idx[m2]]
                     elif m2 == m:
-                        S = Sig[m][m][self.anc[k][m]]
+                        S = Sig[m][m][idx[m]]
                     else:
-                        S = _t(Sig[m][m2][self.anc[k][m]])
-                    acc += R_km2 @ S
-                Sig[k][m] = -_t(Linv) @ acc
+                        S = _t(Sig[m][m2][idx[m]])
+                    acc += blocks[m2] @ S
+                Sig[k][m] = -LinvT @ acc
             inner = Linv.copy()
+            for m in anc_list:
+                inner -= blocks[m] @ _t(Sig[k][m])
+            Sig[k][k] = LinvT @ inner
+        return Sig
+
+    def _condcov_nested(self, f: Factor):
+        """Diagonal blocks of A^{-1} per level (Takahashi recursion over the factor tree)."""
+        Sig = self._selinv_nested(f, include_x=False)
+        return [Sig[k][k] for k in range(len(self.terms))]
+
+    def _gradient_nested(self, f: Factor) -> np.ndarray:
+        """Exact gradient of the profiled deviance at ``f`` (nested factors).
+
+        ``d log|A|`` (ML) or ``d log|M|`` (REML, M the system augmented by X) is
+        ``2 tr(S^{-1} Lam' G dLam)`` over the blocks of the selected inverse; ``d pwrss`` is
+        ``-2 r' Z dLam u`` at the conditional modes (the envelope theorem).
+        """
+        terms, K, p, n = self.terms, len(self.terms), self.p, self.n
+        lams = f.lams
+        sizes = [t.q for t in terms]
+        u = self._modes_nested(f)
+        b = [u[k] @ lams[k].T for k in range(K)]
+        beta = f.beta()
+        Sig = self._selinv_nested(f, include_x=self.reml)
+
+        def off_in(k, m):  # column offset of level m (or X when m == K) in raw[k]
+            return sizes[k] + sum(sizes[k + 1 : m]) if m < K else sizes[k] + sum(sizes[k + 1:])
+
+        grad = np.zeros(self.n_theta)
+        for k in range(K):
+            raw = self.raw[k]
+            qk = sizes[k]
+            # Z_k' r from the stored cross-products
+            Ztr = self.raw_y[k][:, :, 0].copy()
+            if p:
+                Ztr -= raw[:, :, off_in(k, K) : off_in(k, K) + p] @ beta
+            Ztr -= _mv(raw[:, :, :qk], b[k])
+            B = Sig[k][k] @ (lams[k].T @ raw[:, :, :qk])
             for m in range(k + 1, K):
-                R_km = Rk[:, :, offs[m] : offs[m] + terms[m].q]
-                inner -= R_km @ _t(Sig[k][m])
-            Sig[k][k] = _t(Linv) @ inner
-        return [Sig[k][k] for k in range(K)]
+                o = off_in(k, m)
+                G = raw[:, :, o : o + sizes[m]]  # (J_k, q_k, q_m)
+                Ztr -= _mv(G, b[m][self.anc[k][m]])
+                B += Sig[k][m] @ (lams[m].T @ _t(G))
+            if self.reml and p:
+                o = off_in(k, K)
+                B += Sig[k][K] @ _t(raw[:, :, o : o + p])
+            for m in range(k):  # descendants of level k at level m
+                o = off_in(m, k)
+                G = self.raw[m][:, :, o : o + qk]  # (J_m, q_m, q_k)
+                contrib = _mv(_t(G), b[m])  # (J_m, q_k)
+                Ztr -= self.agg[m][k] @ contrib
+                Bd = _t(Sig[m][k]) @ (lams[m].T @ G)  # (J_m, q_k, q_k)
+                B += (self.agg[m][k] @ Bd.reshape(Bd.shape[0], -1)).reshape(B.shape)
+            lay = terms[k].layout
+            sl = self.slices[k]
+            Bsum = B.sum(axis=0)
+            dlogdet = 2.0 * Bsum[lay.cols, lay.rows]
+            dpwrss = -2.0 * np.einsum("ji,ji->i", Ztr[:, lay.rows], u[k][:, lay.cols])
+            dof = n - p if self.reml else n
+            grad[sl] = dlogdet + dof * dpwrss / f.pwrss
+        return grad
+
+    @property
+    def exact_derivatives(self):
+        """``(x, free) -> (gradient, Hessian)`` over the free parameters from the exact
+        gradient (forward differences of it for the Hessian, symmetrised), or None."""
+        if self.structure == "crossed":
+            return None
+
+        def derivs(x, free, delta=1e-5):
+            g_all = self.value_and_gradient(x)[1]
+            g = g_all[free]
+            idx = np.flatnonzero(free)
+            H = np.zeros((len(idx), len(idx)))
+            for a, i in enumerate(idx):
+                e = np.zeros(len(x))
+                e[i] = delta
+                H[:, a] = (self.value_and_gradient(x + e)[1][free] - g) / delta
+            return g, (H + H.T) / 2
+
+        return derivs
+
+    def value_and_gradient(self, theta):
+        """Deviance and its gradient (exact for nested factors, central differences else)."""
+        theta = np.asarray(theta, dtype=float)
+        try:
+            with np.errstate(all="ignore"):
+                f = self.factor(theta)
+                if not np.isfinite(f.deviance):
+                    return np.inf, np.zeros(self.n_theta)
+                if self.structure != "crossed":
+                    return f.deviance, getattr(self, f"_gradient_{self.structure}")(f)
+        except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf, np.zeros(self.n_theta)
+        h = 1e-6 * np.maximum(1.0, np.abs(theta))
+        g = np.zeros(self.n_theta)
+        for i in range(self.n_theta):
+            e = np.zeros(self.n_theta)
+            e[i] = h[i]
+            lo = theta - e
+            if self.lower[i] == 0 and lo[i] < 0:
+                g[i] = (self.deviance(theta + e) - f.deviance) / h[i]
+            else:
+                g[i] = (self.deviance(theta + e) - self.deviance(lo)) / (2 * h[i])
+        return f.deviance, g
+
+    # --- small crossed designs: one dense factorisation ----------------------------------------
+
+    def _setup_dense(self):
+        Zs = [_z_sparse(t) for t in self.terms]
+        Z = sparse.hstack(Zs).tocsr()
+        self._Z = Z
+        self.Q = Z.shape[1]
+        self.offsets = np.cumsum([0] + [t.n_levels * t.q for t in self.terms])
+        Zw = Z if self.w is None else sparse.diags(self.w) @ Z
+        self._Zw = Zw
+        self.GZZ = (Z.T @ Zw).toarray()
+        self.GZX = np.asarray(Zw.T @ self.X)
+        self._setup_dense_y()
+
+    def _reweight_dense(self):
+        Zw = sparse.diags(self.w) @ self._Z
+        self._Zw = Zw.tocsr()
+        self.GZZ = (self._Z.T @ self._Zw).toarray()
+        self.GZX = np.asarray(self._Zw.T @ self.X)
+        self._setup_dense_y()
+
+    def _setup_dense_y(self):
+        self.GZy = np.asarray(self._Zw.T @ self.y)
+        self.F_raw = self._F_raw()
+
+    def _lam_diag_blocks(self, lams):
+        """The block-diagonal Lambda of all terms as a dense (Q, Q) matrix."""
+        L = np.zeros((self.Q, self.Q))
+        for t, lam, o in zip(self.terms, lams, self.offsets):
+            for g in range(t.n_levels):
+                s = o + g * t.q
+                L[s : s + t.q, s : s + t.q] = lam
+        return L
+
+    def _factor_dense(self, lams) -> Factor:
+        Q = self.Q
+        Lam = self._lam_diag_blocks(lams)
+        A = Lam.T @ self.GZZ @ Lam
+        A[np.diag_indices(Q)] += 1.0
+        LA = np.linalg.cholesky(A)
+        logdet = 2.0 * float(np.log(np.diag(LA)).sum())
+        C = Lam.T @ np.column_stack([self.GZX, self.GZy])  # (Q, p + 1)
+        T = linalg.solve_triangular(LA, C, lower=True)
+        F = self.F_raw - T.T @ T
+        return self._finish(F, logdet, lams, {"LA": LA, "T": T, "Lam": Lam})
+
+    def _split_terms(self, vec_or_rows):
+        out = []
+        for t, o in zip(self.terms, self.offsets):
+            size = t.n_levels * t.q
+            out.append(vec_or_rows[o : o + size])
+        return out
+
+    def _u_dense(self, f: Factor) -> np.ndarray:
+        p = self.p
+        beta = f.beta()
+        T = f.parts["T"]
+        rhs = T[:, -1] - (T[:, :p] @ beta if p else 0.0)
+        return linalg.solve_triangular(f.parts["LA"].T, rhs, lower=False)
+
+    def _modes_dense(self, f: Factor):
+        u = self._u_dense(f)
+        return [v.reshape(t.n_levels, t.q) for v, t in zip(self._split_terms(u), self.terms)]
+
+    def _inverse_dense(self, f: Factor, include_x: bool) -> np.ndarray:
+        """A^{-1}, or the (Q + p) block of the inverse of the system augmented by X."""
+        LA = f.parts["LA"]
+        if include_x and self.p:
+            p = self.p
+            T = f.parts["T"][:, :p]
+            RX = f.LF[:p, :p]
+            L = np.block([[LA, np.zeros((self.Q, p))], [T.T, RX]])
+        else:
+            L = LA
+        Linv = linalg.solve_triangular(L, np.eye(L.shape[0]), lower=True)
+        return Linv.T @ Linv
+
+    def _condcov_dense(self, f: Factor):
+        S = self._inverse_dense(f, include_x=False)
+        out = []
+        for t, o in zip(self.terms, self.offsets):
+            idx = o + np.arange(t.n_levels)[:, None] * t.q + np.arange(t.q)[None, :]
+            out.append(S[idx[:, :, None], idx[:, None, :]])
+        return out
+
+    def _gradient_dense(self, f: Factor) -> np.ndarray:
+        Q, p, n = self.Q, self.p, self.n
+        Lam = f.parts["Lam"]
+        u = self._u_dense(f)
+        beta = f.beta()
+        b = Lam @ u
+        Ztr = self.GZy - (self.GZX @ beta if p else 0.0) - self.GZZ @ b
+        S = self._inverse_dense(f, include_x=self.reml)
+        LG = Lam.T @ self.GZZ  # Lam' G_ZZ (Q, Q)
+        if self.reml and p:
+            LtG = np.vstack([LG, self.GZX.T])  # rows: u's then X (Lambda_X = I)
+        else:
+            LtG = LG
+        P = S[:Q, :] @ LtG  # (Q, Q): rows of (S Lam~' G~) for the random effects
+        grad = np.zeros(self.n_theta)
+        dof = n - p if self.reml else n
+        for k, (t, o) in enumerate(zip(self.terms, self.offsets)):
+            lay = t.layout
+            base = o + np.arange(t.n_levels)[:, None] * t.q
+            rows_i = base + lay.rows[None, :]  # (J, npar)
+            cols_j = base + lay.cols[None, :]
+            dlogdet = 2.0 * P[cols_j, rows_i].sum(axis=0)
+            dpwrss = -2.0 * (Ztr[rows_i] * u[cols_j]).sum(axis=0)
+            grad[self.slices[k]] = dlogdet + dof * dpwrss / f.pwrss
+        return grad
 
     # --- crossed factors -----------------------------------------------------------------------
 
@@ -487,8 +785,7 @@ class Problem:
         terms = self.terms
         t0, rest = terms[0], terms[1:]
         self.q0, self.J0 = t0.q, t0.n_levels
-        self.raw0 = _bincount_products(t0.codes, t0.Z, np.column_stack([t0.Z, self.X]),
-                                       t0.n_levels, self.w)
+        self.raw0 = _bincount_products(t0.codes, t0.Z, [t0.Z, self.X], t0.n_levels, self.w)
         Z0 = _z_sparse(t0)
         Zr = sparse.hstack([_z_sparse(t) for t in rest]).tocsr()
         self.Q_r = Zr.shape[1]
@@ -509,11 +806,45 @@ class Problem:
         self.rest_sizes = [t.n_levels * t.q for t in rest]
         self._setup_crossed_y()
 
+    def _reweight_crossed(self):
+        t0 = self.terms[0]
+        self.raw0 = _bincount_products(t0.codes, t0.Z, np.column_stack([t0.Z, self.X]),
+                                       t0.n_levels, self.w)
+        Z0 = getattr(self, "_Z0", None)
+        if Z0 is None:
+            Z0 = self._Z0 = _z_sparse(t0)
+        Zr_w = sparse.diags(self.w) @ self._Zr
+        self._Zr_w = Zr_w.tocsr()
+        self.G0r = (Z0.T @ self._Zr_w).tocsr()
+        self.Grr = (self._Zr.T @ self._Zr_w).toarray()
+        self.ZrX = self._Zr_w.T @ self.X
+        self._setup_crossed_y()
+
     def _setup_crossed_y(self):
         t0 = self.terms[0]
         self.raw0_y = _bincount_products(t0.codes, t0.Z, self.y[:, None], t0.n_levels, self.w)
         self.Zry = self._Zr_w.T @ self.y
         self.F_raw = self._F_raw()
+
+    def _dense_coupling(self) -> bool:
+        """The coupling of the largest factor to the others is small enough to keep dense."""
+        return self.J0 * self.q0 * self.Q_r <= 2_000_000 and self.Q_r <= 1000
+
+    def _G0r_dense(self) -> np.ndarray:
+        G = getattr(self, "_G0r_cache", None)
+        if G is None or G[0] is not self.G0r:
+            G = (self.G0r, self.G0r.toarray())
+            self._G0r_cache = G
+        return G[1]
+
+    def _lam_rest_dense(self, lams) -> np.ndarray:
+        out = np.zeros((self.Q_r, self.Q_r))
+        off = 0
+        for lam, t in zip(lams[1:], self.terms[1:]):
+            for j in range(t.n_levels):
+                out[off : off + t.q, off : off + t.q] = lam
+                off += t.q
+        return out
 
     def _lam_rest(self, lams):
         blocks = [_block_diag_sparse(lam, t.n_levels) for lam, t in zip(lams[1:], self.terms[1:])]
@@ -523,7 +854,7 @@ class Problem:
         q0, J0, p = self.q0, self.J0, self.p
         lam0 = lams[0]
         raw = np.concatenate([self.raw0, self.raw0_y], axis=2)
-        B0 = np.einsum("ba,jbc->jac", lam0, raw)
+        B0 = lam0.T @ raw
         B0[:, :, :q0] = B0[:, :, :q0] @ lam0
         B0[:, np.arange(q0), np.arange(q0)] += 1.0
         L0 = batched_cholesky(B0[:, :, :q0])
@@ -533,13 +864,22 @@ class Problem:
         R0xy = batched_forward(L0, B0[:, :, q0:])  # (J0, q0, p+1)
         # sparse coupling to the other factors: blockdiag(L0^-1 Lam0') G0r blockdiag(Lam_r)
         P0 = batched_inverse_lower(L0) @ lam0.T  # (J0, q0, q0)
-        BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
-                                shape=(J0 * q0, J0 * q0)).tocsr()
-        Lr = self._lam_rest(lams)
-        R0r = (BD0 @ self.G0r @ Lr).tocsr()
+        if not self._dense_coupling():
+            BD0 = sparse.bsr_matrix((P0, np.arange(J0), np.arange(J0 + 1)),
+                                    shape=(J0 * q0, J0 * q0)).tocsr()
         R0xy_flat = R0xy.reshape(J0 * q0, p + 1)
-        M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr (Grr symmetric)
-        M -= (R0r.T @ R0r).toarray()
+        if self._dense_coupling():
+            # small coupling block: dense products avoid the sparse-matrix overhead
+            Lr = self._lam_rest_dense(lams)
+            G = self._G0r_dense().reshape(J0, q0, -1)
+            R0r = np.einsum("jab,jbc->jac", P0, G).reshape(J0 * q0, -1) @ Lr
+            M = Lr.T @ self.Grr @ Lr
+            M -= R0r.T @ R0r
+        else:
+            Lr = self._lam_rest(lams)
+            R0r = (BD0 @ self.G0r @ Lr).tocsr()
+            M = np.asarray((Lr.T @ np.asarray(Lr.T @ self.Grr).T).T)  # Lr' Grr Lr
+            M -= (R0r.T @ R0r).toarray()
         M[np.diag_indices_from(M)] += 1.0
         Mxy = np.asarray(Lr.T @ np.column_stack([self.ZrX, self.Zry])) - np.asarray(
             R0r.T @ R0xy_flat)
@@ -586,7 +926,8 @@ class Problem:
         chunk = max(1, int(2e6 // max(1, q0 * Sig_rr.shape[0])))
         for s in range(0, J0, chunk):
             e = min(J0, s + chunk)
-            Rd = R0r[s * q0 : e * q0].toarray().reshape(e - s, q0, -1)
+            Rd = R0r[s * q0 : e * q0]
+            Rd = (Rd if isinstance(Rd, np.ndarray) else Rd.toarray()).reshape(e - s, q0, -1)
             mid = np.einsum("jac,cd,jbd->jab", Rd, Sig_rr, Rd, optimize=True)
             mid[:, np.arange(q0), np.arange(q0)] += 1.0
             S00[s:e] = _t(Linv[s:e]) @ mid @ Linv[s:e]
@@ -595,11 +936,11 @@ class Problem:
     # --- public pieces ----------------------------------------------------------------------
 
     def modes(self, f: Factor):
-        return self._modes_nested(f) if self.nested else self._modes_crossed(f)
+        return getattr(self, f"_modes_{self.structure}")(f)
 
     def condcov(self, f: Factor):
         """Conditional covariance blocks of the spherical effects, relative to sigma2."""
-        return self._condcov_nested(f) if self.nested else self._condcov_crossed(f)
+        return getattr(self, f"_condcov_{self.structure}")(f)
 
 
 # --- starting values ----------------------------------------------------------------------------
@@ -612,7 +953,10 @@ def moment_start(y, X, term: ReTerm) -> np.ndarray:
     Cholesky factor of ``T0 / sigma2_0`` (block by block). Falls back to the identity.
     """
     q, J = term.q, term.n_levels
-    beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
+    if X.shape[1]:  # pooled OLS from the normal equations (X has full rank, unit columns)
+        beta = np.linalg.solve(X.T @ X, X.T @ y)
+    else:
+        beta = np.zeros(0)
     r = y - X @ beta if X.shape[1] else y
     ZtZ = _bincount_products(term.codes, term.Z, term.Z, J)
     Ztr = _bincount_products(term.codes, term.Z, r[:, None], J)[:, :, 0]
@@ -676,13 +1020,16 @@ class Convergence:
         return not self.messages
 
 
-def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray) -> Convergence:
+def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray,
+                      derivatives=None, *, delta: float = 1e-4) -> Convergence:
     """lme4's ``checkConv``: the Cholesky-scaled gradient and the Hessian's eigenvalues.
 
     At a singular point (a theta bounded by 0 is below 1e-4) lme4 stops after reporting the
     singular fit; here the parameters away from their bound are still checked (gradient and
     Hessian of the deviance restricted to them), and :func:`optimize_theta` has already made
-    sure that no move into the interior lowers the deviance.
+    sure that no move into the interior lowers the deviance. ``delta`` is the step of the
+    central differences (lme4's 1e-4; larger for a deviance that is smooth only to the
+    tolerance of an inner iteration and whose parameters are scaled to unit curvature).
     """
     at_bound = (lower == 0) & (x < SINGULAR_TOL)
     free = ~at_bound
@@ -696,7 +1043,10 @@ def check_convergence(fun, x: np.ndarray, fx: float, lower: np.ndarray) -> Conve
         full[free] = z
         return fun(full)
 
-    g, H = deriv12(f_free, xf, fx)
+    if derivatives is None:
+        g, H = deriv12(f_free, xf, fx, delta)
+    else:
+        g, H = derivatives(x, free)
     gfull = np.zeros(len(x))
     gfull[free] = g
     Hfull = np.zeros((len(x), len(x)))
@@ -737,10 +1087,19 @@ class Optimum:
     restarts: int  # moves off a boundary point that lowered the deviance
 
 
-def _lbfgs(fun, x0, bounds):
+LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000, "maxls": 40}
+
+
+def _lbfgs(fun, x0, bounds, options=None, value_and_gradient=None):
+    """L-BFGS-B with an exact gradient when given, central differences otherwise."""
+    opts = LBFGS_OPTIONS if options is None else {**LBFGS_OPTIONS, **options}
+    if value_and_gradient is not None:
+        res = optimize.minimize(value_and_gradient, x0, method="L-BFGS-B", bounds=bounds,
+                                jac=True, options=opts)
+        x = np.asarray(res.x, dtype=float)
+        return x, float(res.fun) if np.isfinite(res.fun) else float(fun(x))
     res = optimize.minimize(
-        fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point",
-        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxls": 40},
+        fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point", options=opts,
     )
     return np.asarray(res.x, dtype=float), float(res.fun)
 
@@ -780,20 +1139,52 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
        L-BFGS-B from the point found, and L-BFGS-B from lme4's start (Lam = I); the lowest
        deviance wins, and steps 2-3 are repeated on it.
     """
-    fun = problem.deviance
-    lower = problem.lower
+    vg = problem.value_and_gradient if problem.structure != "crossed" else None
+    return minimize_deviance(problem.deviance, start, problem.lower,
+                             fallback=problem.identity(), counter=lambda: problem.n_evals,
+                             value_and_gradient=vg, derivatives=problem.exact_derivatives)
+
+
+@single_blas_thread
+def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
+                      options=None, delta: float = 1e-4, value_and_gradient=None,
+                      derivatives=None) -> Optimum:
+    """The optimizer path of :func:`optimize_theta` for any deviance with these bounds.
+
+    ``fun`` maps a parameter vector to a deviance (``inf`` where it cannot be evaluated);
+    ``lower`` holds 0 for the parameters bounded below by 0 (Cholesky diagonals) and
+    ``-inf`` for free ones (off-diagonal elements, fixed effects of a GLMM, ...). The same
+    three steps and the same convergence rule apply; ``fallback`` is the second starting
+    point of step 3 (Lam = I for the linear model), ``counter`` returns the number of
+    deviance evaluations so far; ``options`` replace some of the L-BFGS-B options (a
+    deviance computed by an inner iteration is smooth only to its tolerance, so the
+    quasi-Newton steps should stop before they chase that noise); ``delta`` is the step of
+    :func:`check_convergence`. ``value_and_gradient`` (value and exact gradient) and
+    ``derivatives`` (gradient and Hessian for the check) are used when given.
+    """
+    lower = np.asarray(lower, dtype=float)
     bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
+    n_calls = [0]
+    raw = fun
+
+    def counted(x):
+        n_calls[0] += 1
+        return raw(x)
+
+    if counter is None:
+        fun = counted
+        counter = lambda: n_calls[0]  # noqa: E731
     candidates = []
 
     def polish(x0, name):
-        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds)
+        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
         restarts = 0
         while restarts < 4:
             z = interior_moves(fun, x, fx, lower)
             if z is None:
                 break
             restarts += 1
-            x2, f2 = _lbfgs(fun, z, bounds)
+            x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
             if f2 < fx - 1e-9:
                 x, fx = x2, f2
             else:
@@ -802,7 +1193,7 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
         return x, fx, restarts
 
     x, fx, restarts = polish(start, "L-BFGS-B")
-    conv = check_convergence(fun, x, fx, lower)
+    conv = check_convergence(fun, x, fx, lower, derivatives, delta=delta)
     name = "L-BFGS-B"
     if not conv.ok:
         nm = optimize.minimize(
@@ -810,10 +1201,11 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
             options={"xatol": 1e-9, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
         )
         polish(nm.x, "Nelder-Mead + L-BFGS-B")
-        polish(problem.identity(), "L-BFGS-B from Lam = I")
+        if fallback is not None:
+            polish(np.asarray(fallback, dtype=float), "L-BFGS-B from Lam = I")
         fx, x, name, restarts = min(candidates, key=lambda c: c[0])
-        conv = check_convergence(fun, x, fx, lower)
-    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=problem.n_evals,
+        conv = check_convergence(fun, x, fx, lower, derivatives, delta=delta)
+    return Optimum(theta=x, deviance=fx, optimizer=name, n_evals=counter(),
                    convergence=conv, restarts=restarts)
 
 
@@ -823,7 +1215,8 @@ def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
 def _constant_columns(A: np.ndarray) -> np.ndarray:
     if A.shape[1] == 0 or A.shape[0] == 0:
         return np.zeros(A.shape[1], dtype=bool)
-    return (np.ptp(A, axis=0) == 0) & (A[0] != 0)
+    return np.array([A[0, j] != 0 and A[-1, j] == A[0, j] and bool(np.all(A[:, j] == A[0, j]))
+                     for j in range(A.shape[1])])
 
 
 @dataclass(frozen=True)
@@ -882,6 +1275,29 @@ def _scale_matrix(A: np.ndarray, centre_with: int | None, blocks=None):
             rms = np.sqrt(np.mean(col**2))
             M[j, j] = 1.0 / rms if rms > 0 else 1.0
     return A @ M, M
+
+
+def standardize_columns(X, terms: list[ReTerm]):
+    """Centred and scaled copies of X and every term's Z (the response untouched).
+
+    For a GLMM the response cannot be shifted or scaled, but the linear predictor
+    ``X beta + Z b`` is unchanged by ``X~ = X M``, ``Z~_t = Z_t N_t`` with ``beta = M beta~``
+    and ``T_t = N_t T~_t N_t'``: the returned :class:`Scaling` has ``a = 0``, ``s = 1``.
+    """
+    const = np.flatnonzero(_constant_columns(X))
+    c0 = int(const[0]) if len(const) else None
+    Xs, M = _scale_matrix(X, c0)
+    c = np.zeros(X.shape[1])
+    if c0 is not None:
+        c[c0] = 1.0 / X[0, c0]
+    new_terms, Ns = [], []
+    for t in terms:
+        zc = np.flatnonzero(_constant_columns(t.Z))
+        z0 = int(zc[0]) if len(zc) else None
+        Zs, N = _scale_matrix(t.Z, z0, t.layout.blocks)
+        new_terms.append(ReTerm(t.codes, Zs, t.n_levels, t.layout))
+        Ns.append(N)
+    return Xs, new_terms, Scaling(0.0, 1.0, M, c, tuple(Ns))
 
 
 def standardize(y, X, terms: list[ReTerm]):
@@ -982,6 +1398,7 @@ def sort_terms(terms: list[ReTerm]) -> list[int]:
     return sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
 
 
+@single_blas_thread
 def fit_lmm(y, X, terms: list[ReTerm], reml: bool, *, start=None, weights=None) -> LMMFit:
     """Standardise, build the deviance function, optimise, check, and map back."""
     order = sort_terms(terms)
@@ -995,6 +1412,7 @@ def fit_lmm(y, X, terms: list[ReTerm], reml: bool, *, start=None, weights=None) 
     return LMMFit(problem, scaling, order, opt, reml)
 
 
+@single_blas_thread
 def refit_lmm(fit: LMMFit, y, *, reml: bool | None = None) -> LMMFit:
     """The same design with another response (and/or criterion), warm-started at ``fit``."""
     y = np.asarray(y, dtype=float)

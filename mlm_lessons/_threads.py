@@ -13,17 +13,24 @@ import functools
 from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
+_depth = 0  # > 0 while a decorated function runs: nested calls do not re-limit
 
 
 def single_blas_thread(func):
-    """Decorator: run ``func`` with BLAS limited to one thread."""
+    """Decorator: run ``func`` with BLAS limited to one thread (cheap when nested)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        global _controller
+        global _controller, _depth
+        if _depth:
+            return func(*args, **kwargs)
         if _controller is None:
             _controller = ThreadpoolController()
         with _controller.limit(limits=1, user_api="blas"):
-            return func(*args, **kwargs)
+            _depth += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _depth -= 1
 
     return wrapper

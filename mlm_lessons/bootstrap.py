@@ -23,6 +23,8 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons._checks import MLMWarning, check_count, check_fit, check_method, check_seed
+from mlm_lessons._display import ResultDisplay
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.inference import nesting
 from mlm_lessons.models import MixedFit, embed_theta
 
@@ -73,7 +75,7 @@ def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
     Notes
     -----
     :meth:`MixedFit.simulate`: for every grouping factor and group,
-    :math:`u^*_j \sim N(0, \hat T)`, and :math:`arepsilon^* \sim N(0, \hat\sigma^2 I)`,
+    :math:`u^*_j \sim N(0, \hat T)`, and :math:`\varepsilon^* \sim N(0, \hat\sigma^2 I)`,
     all independent, added to :math:`X\hat\gamma`: the model's assumptions, with its
     estimates as the truth. A singular :math:`\hat T` (a variance estimated at zero) is
     allowed.
@@ -106,6 +108,7 @@ def _quiet_refit(fit: MixedFit, y, method: str):
     return new, caught
 
 
+@single_blas_thread
 def parametric_bootstrap(
     fit: MixedFit, *, n_boot: int, seed: int, method: str | None = None
 ) -> pd.DataFrame:
@@ -202,7 +205,7 @@ def parametric_bootstrap(
 
 
 @dataclass(frozen=True, eq=False)
-class BootstrapLRTResult:
+class BootstrapLRTResult(ResultDisplay):
     """A likelihood-ratio test with a parametric-bootstrap p-value.
 
     Attributes
@@ -236,6 +239,7 @@ class BootstrapLRTResult:
     refitted: bool
 
 
+@single_blas_thread
 def bootstrap_lrt(
     reduced: MixedFit, full: MixedFit, *, n_boot: int, seed: int
 ) -> BootstrapLRTResult:

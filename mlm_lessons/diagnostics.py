@@ -30,6 +30,7 @@ from mlm_lessons._checks import (
     check_single_factor,
     warn,
 )
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit
 
 __all__ = [
@@ -167,7 +168,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class GroupInfluence:
+class GroupInfluence(ResultDisplay):
     """How much each group moves the fixed effects (the result of :func:`influence_groups`).
 
     Attributes

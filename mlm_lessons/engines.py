@@ -22,6 +22,7 @@ from mlm_lessons._checks import (
     check_columns,
     check_count,
     check_fit,
+    check_formula,
     check_frame,
     check_groups,
     check_method,
@@ -144,9 +145,8 @@ def compare_with_statsmodels(
     check_frame(data)
     check_method(method)
     check_name(group, "group")
-    if re_formula is not None and not isinstance(re_formula, str):
-        raise TypeError(f"re_formula must be a string such as 'x', not "
-                        f"{type(re_formula).__name__}")
+    if re_formula is not None:
+        check_formula(re_formula, "'x'", "re_formula")
     check_groups(data, group, min_size=2)
     rf = None if re_formula is None else re_formula.strip().lstrip("~").strip()
     # Validates every column (names, numeric outcome, missing values) with clear messages.

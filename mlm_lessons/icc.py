@@ -32,6 +32,7 @@ from mlm_lessons._checks import (
     check_real_array,
     check_single_factor,
 )
+from mlm_lessons._display import ResultDisplay
 
 __all__ = [
     "ICCResult",
@@ -45,7 +46,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ICCResult:
+class ICCResult(ResultDisplay):
     """An estimate of the intraclass correlation (immutable).
 
     Attributes

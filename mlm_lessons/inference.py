@@ -19,13 +19,14 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons._checks import check_fit, check_same_data
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit
 
 __all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models", "nesting"]
 
 
 @dataclass(frozen=True)
-class LRTResult:
+class LRTResult(ResultDisplay):
     """A likelihood-ratio test of two nested models (immutable).
 
     Attributes
@@ -58,7 +59,7 @@ class LRTResult:
 
 
 @dataclass(frozen=True)
-class WaldResult:
+class WaldResult(ResultDisplay):
     """A joint Wald chi-square test that several fixed effects are zero (immutable).
 
     Attributes

@@ -37,6 +37,7 @@ from mlm_lessons._checks import (
     check_single_factor,
 )
 from mlm_lessons._design import build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit
 
 __all__ = [
@@ -422,7 +423,7 @@ def marginal_loglik(fit: MixedFit) -> float:
 
 
 @dataclass(frozen=True)
-class GLSResult:
+class GLSResult(ResultDisplay):
     """Generalised least squares estimates of the fixed effects.
 
     Attributes

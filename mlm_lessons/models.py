@@ -34,9 +34,12 @@ from mlm_lessons._checks import (
     check_conf_level,
     check_frame,
     check_method,
+    check_real,
+    check_real_array,
     warn,
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 
 __all__ = [
@@ -53,7 +56,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class DataFingerprint:
+class DataFingerprint(ResultDisplay):
     """What identifies the data a fit used: rows, outcome values and grouping.
 
     Two fits can be compared (likelihood-ratio tests, model tables) only when their
@@ -111,7 +114,7 @@ def _fingerprint(design: Design) -> DataFingerprint:
 
 
 @dataclass(frozen=True)
-class ModelMatrices:
+class ModelMatrices(ResultDisplay):
     """Response ``y``, fixed design ``X`` and, per grouping factor, ``Z`` and group labels."""
 
     y: pd.Series
@@ -119,9 +122,14 @@ class ModelMatrices:
     Z: dict
     groups: dict
 
+    def _display_fields(self):
+        fields = [("y", self.y.describe(), None), ("X", self.X, None)]
+        fields += [(f"Z ({g})", Z, None) for g, Z in self.Z.items()]
+        return fields
+
 
 @dataclass(frozen=True, eq=False)
-class MixedFit:
+class MixedFit(ResultDisplay):
     """A fitted linear mixed model (immutable); the same contract at every depth.
 
     Attributes
@@ -500,6 +508,7 @@ class MixedFit:
 
     # --- refits and simulation ---------------------------------------------------------------
 
+    @single_blas_thread
     def refit(self, y=None, *, method: str | None = None) -> MixedFit:
         """The same model with another response and/or criterion.
 
@@ -511,6 +520,8 @@ class MixedFit:
         method : {"REML", "ML"}, optional
             The criterion; the fit's own when omitted.
 
+        Notes
+        -----
         The design matrices are reused and the optimizer starts at this fit's estimates,
         so a refit is much faster than a new fit.
         """
@@ -546,13 +557,16 @@ class MixedFit:
             out[s] = y
         return out
 
+    @single_blas_thread
     def drop_groups(self, labels, *, level: str | None = None) -> MixedFit:
         """The same model refitted without the rows of some groups of ``level``."""
         if level is None:
             level = self._single("drop_groups() without level=").group
         t = self._design.term(level)
-        labels = list(labels) if isinstance(labels, list | tuple | np.ndarray | pd.Index) \
-            else [labels]
+        labels = list(labels) if isinstance(labels, list | tuple | np.ndarray | pd.Index
+                                            | pd.Series) else [labels]
+        if not labels:
+            raise ValueError(f"labels is empty: name the group(s) of {level!r} to drop")
         pos = t.levels.get_indexer(labels) if not isinstance(t.levels, pd.MultiIndex) else \
             t.levels.get_indexer(labels)
         if np.any(pos < 0):
@@ -564,9 +578,10 @@ class MixedFit:
         design = self._design.subset(keep)
         return _fit_design(design, self.method, self.conf_level, start=None)
 
+    @single_blas_thread
     def objective(self, theta) -> float:
         """The profiled deviance at lme4-style ``theta`` (see :attr:`theta`), for probing."""
-        theta = np.asarray(theta, dtype=float)
+        theta = check_real_array(theta, "theta", minimum=None)
         eng = self._engine
         terms = self._design.terms
         sizes = [_engine.Layout.of(t.q, t.blocks).size for t in terms]
@@ -582,6 +597,76 @@ class MixedFit:
             std.append(lay.theta_of_cov(Ninv @ lam @ lam.T @ Ninv.T))
         dev_s = eng.problem.deviance(np.concatenate(std))
         return eng.scaling.deviance(dev_s, eng.problem.n, eng.problem.p, eng.reml)
+
+    def _std_theta(self, taus_rel: list[np.ndarray]) -> np.ndarray:
+        """Standardised theta of the engine from T / sigma2 per term (design order)."""
+        eng = self._engine
+        terms = self._design.terms
+        std = []
+        for i, j in enumerate(eng.order):
+            t = terms[j]
+            Ninv = np.linalg.inv(eng.scaling.N[i])
+            std.append(_engine.Layout.of(t.q, t.blocks).theta_of_cov(
+                Ninv @ taus_rel[j] @ Ninv.T))
+        return np.concatenate(std)
+
+    @single_blas_thread
+    def deviance_at(self, taus, sigma2: float) -> float:
+        """-2 log-likelihood (the REML criterion for REML fits) at given variance components.
+
+        Parameters
+        ----------
+        taus : dict of str to array-like
+            The covariance matrix T of each grouping factor (as :attr:`taus`); a matrix is
+            accepted for a model with one factor.
+        sigma2 : float
+            The residual variance.
+
+        Notes
+        -----
+        The fixed effects are at their GLS estimates given these values. At the estimates,
+        ``fit.deviance_at(fit.taus, fit.sigma2) == -2 * fit.loglik``.
+        """
+        terms = self._design.terms
+        sigma2 = check_real(sigma2, "sigma2", minimum=0.0, strict_min=True,
+                            what="a positive number (the residual variance)")
+        if not isinstance(taus, dict):
+            taus = {self._single("deviance_at(T) without a dict").group: taus}
+        extra = [k for k in taus if k not in [t.group for t in terms]]
+        if extra:
+            raise KeyError(f"taus has a matrix for {extra[0]!r}, which is not a grouping "
+                           f"factor of this model; its factors are {list(self.levels)}")
+        mats = []
+        for t in terms:
+            if t.group not in taus:
+                raise KeyError(f"taus has no covariance matrix for {t.group!r}")
+            T = check_real_array(taus[t.group], f"the T of {t.group!r}")
+            if T.shape != (t.q, t.q) and not (t.q == 1 and T.size == 1):
+                raise ValueError(f"T of {t.group!r} must be {t.q} x {t.q}, not {T.shape}")
+            T = T.reshape(t.q, t.q)
+            if not np.allclose(T, T.T) or np.linalg.eigvalsh((T + T.T) / 2).min() < -1e-12 * max(
+                    1.0, np.abs(T).max()):
+                raise ValueError(f"T of {t.group!r} must be a covariance matrix (symmetric, "
+                                 f"with no negative eigenvalue)")
+            mats.append(T / sigma2)
+        eng = self._engine
+        s2 = eng.scaling.s**2
+        dev_s = eng.problem.deviance_sigma(self._std_theta(mats), sigma2 / s2)
+        p = eng.problem.p
+        dof = eng.problem.n - p if eng.reml else eng.problem.n
+        _, logdet_m = np.linalg.slogdet(eng.scaling.M) if p else (1.0, 0.0)
+        return float(dev_s + dof * np.log(s2) - (2.0 * logdet_m if eng.reml else 0.0))
+
+    def confint(self, *, method: str = "profile", conf_level: float = 0.95,
+                n_boot: int = 500, seed: int = 1) -> pd.DataFrame:
+        """Confidence intervals of the standard deviations, correlations and sigma.
+
+        See :func:`mlm_lessons.confint_variance`.
+        """
+        from mlm_lessons.intervals import confint_variance
+
+        return confint_variance(self, method=method, conf_level=conf_level, n_boot=n_boot,
+                                seed=seed)
 
     # --- tables ------------------------------------------------------------------------------
 
@@ -630,6 +715,23 @@ class MixedFit:
             warnings.simplefilter("ignore")
             return model.fit(start_params=start, reml=self.method == "REML", method="bfgs")
 
+    def _display_fields(self):
+        groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
+        vc = self.variance_components()[["level", "description", "estimate", "std_dev",
+                                         "correlation"]]
+        return [
+            ("formula", self.formula, None),
+            ("method", self.method, None),
+            ("n_obs", self.n_obs, None),
+            ("groups", groups, None),
+            ("loglik", self.loglik, ".4f"),
+            ("aic", self.aic, ".2f"),
+            ("converged", self.converged, None),
+            ("singular", self.singular, None),
+            ("fixed", self.fixed, None),
+            ("variance components", vc.loc[:, vc.notna().any()], None),
+        ]
+
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
         return (f"MixedFit({self.formula!r}, method={self.method!r}, n_obs={self.n_obs}, "
@@ -664,13 +766,6 @@ def _cov_factor(T: np.ndarray) -> np.ndarray:
     """A matrix A with A A' = T, valid also when T is singular (a boundary estimate)."""
     w, V = np.linalg.eigh((T + T.T) / 2)
     return V * np.sqrt(np.clip(w, 0.0, None))
-
-
-def _check_mixed_fit(fit: object, hint: str, name: str = "fit") -> MixedFit:
-    """Raise ``TypeError`` unless ``fit`` is a MixedFit; ``hint`` says where one comes from."""
-    from mlm_lessons._checks import check_fit
-
-    return check_fit(fit, name, hint)
 
 
 def _aic_bic(loglik: float, k: int, n_obs: int) -> tuple[float, float]:
@@ -749,12 +844,17 @@ def _make_fit(design: Design, eng: _engine.LMMFit, method: str, conf_level: floa
     return fit
 
 
-def _boundary_description(fit: MixedFit) -> str:
-    """Which variances are at zero and which correlations at +-1, in words."""
+def boundary_description(terms, covariances, scale: float) -> str:
+    """Which variances are at zero and which correlations at +-1, in words.
+
+    ``terms`` are the design's terms, ``covariances`` their T matrices; a standard deviation
+    below ``1e-4 * scale`` counts as zero (``scale``: sigma for a linear model, 1 for a GLMM
+    on the link scale).
+    """
     parts = []
-    for t, T in zip(fit._design.terms, fit._engine.T):
+    for t, T in zip(terms, covariances):
         sd = np.sqrt(np.clip(np.diag(T), 0, None))
-        tiny = sd < 1e-4 * np.sqrt(fit.sigma2) + 1e-300
+        tiny = sd < 1e-4 * scale + 1e-300
         for i in np.flatnonzero(tiny):
             parts.append(f"the variance of {t.columns[i]!r} across {t.group!r} is estimated "
                          f"at zero")
@@ -774,7 +874,9 @@ def _boundary_description(fit: MixedFit) -> str:
 def _warn_if_needed(fit: MixedFit) -> None:
     if fit.singular:
         warn(
-            f"boundary (singular) fit: {_boundary_description(fit)}. This is the maximum of "
+            f"boundary (singular) fit: "
+            f"{boundary_description(fit._design.terms, fit._engine.T, np.sqrt(fit.sigma2))}. "
+            f"This is the maximum of "
             f"the likelihood (no move into the interior improves it): the data do not "
             f"support this random part. Simplify it (drop that random effect, or use "
             f"uncorrelated effects with ||) and test it with lrt(), whose p-value accounts "

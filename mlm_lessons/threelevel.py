@@ -14,6 +14,7 @@ import pandas as pd
 from mlm_lessons._checks import (
     check_columns,
     check_conf_level,
+    check_formula,
     check_frame,
     check_group_ids,
     check_method,
@@ -128,9 +129,7 @@ def fit_three_level(
     check_names(level2=level2, level3=level3)
     check_method(method)
     check_conf_level(conf_level)
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x', not "
-                        f"{type(formula).__name__}")
+    check_formula(formula)
     if "|" in formula:
         raise ValueError("formula is the fixed part only ('y ~ x'); the random parts are "
                          "re_formula2= and re_formula3=")

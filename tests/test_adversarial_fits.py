@@ -381,9 +381,10 @@ BINARY = [
      r"every group in 'g' has a single row \(24 rows, 24 groups\)"),
     ("row-id-as-group", lambda fn: fn(TWO.assign(r2=np.arange(len(TWO))), "b ~ x", "r2"),
      ValueError, "every group in 'r2' has a single row"),
-    ("complete-separation", lambda fn: fn(_separated(), "b ~ x", "g"), ValueError,
-     "^complete separation: a combination of 'x' predicts .*infinite"),
-    ("quasi-complete-separation", lambda fn: fn(_quasi(), "b ~ x + C(cat)", "g"), ValueError,
+    ("complete-separation", lambda fn: fn(_separated(), "b ~ x", "g"), mlm.SeparationError,
+     "^complete separation: 'x' predicts .*infinite"),
+    ("quasi-complete-separation", lambda fn: fn(_quasi(), "b ~ x + C(cat)", "g"),
+     mlm.SeparationError,
      r"^quasi-complete separation: a combination of .*'C\(cat\)\[T\.b\]'.* predicts .*"
      r"infinite"),
     ("outcome-not-binary", lambda fn: fn(TWO, "y ~ x", "g"), ValueError,
