@@ -817,8 +817,9 @@ def check_fit(fit: object, name: str = "fit", hint: str = "(from fit_mixed, fit_
 
     if not isinstance(fit, MixedFit):
         extra = ""
-        if type(fit).__name__ == "LogisticMixedFit":
-            extra = "; this function works on linear mixed models, not logistic fits"
+        if any(c.__name__ == "GLMMFit" for c in type(fit).__mro__):
+            extra = ("; this function works on linear mixed models, not on generalized "
+                     "(logistic or count) fits")
         elif isinstance(fit, pd.DataFrame):
             extra = "; fit a model first, e.g. mlm.fit_mixed(data, 'y ~ x + (1 | g)')"
         raise TypeError(f"{name} must be a MixedFit {hint}, not {type(fit).__name__}{extra}")

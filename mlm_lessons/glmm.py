@@ -43,6 +43,7 @@ from mlm_lessons._checks import (
     check_no_missing,
     check_numeric,
     check_real,
+    check_real_array,
     check_seed,
     check_separation,
     warn,
@@ -503,7 +504,12 @@ class GLMMFit(ResultDisplay):
         For probing the optimum (the engine's own standardised parametrisation: centred and
         scaled columns); ``fit.deviance_function(fit.internal_params)`` is ``-2 loglik``.
         """
-        return float(self._engine.gp.deviance(np.asarray(params, dtype=float)))
+        params = check_real_array(params, "params")
+        size = len(self._engine.opt.theta)
+        if params.shape != (size,):
+            raise ValueError(f"params must have {size} values (theta, beta[, log k]), not "
+                             f"{params.shape}")
+        return float(self._engine.gp.deviance(params))
 
     @property
     def internal_params(self) -> np.ndarray:

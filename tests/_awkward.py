@@ -30,11 +30,14 @@ def _two_level(seed: int = 20240611, J: int = 24, n: int = 8) -> pd.DataFrame:
     u0, u1 = rng.normal(size=J)[g - 1], 0.7 * rng.normal(size=J)[g - 1]
     y = 10 + x + 0.5 * z + u0 + u1 * x + rng.normal(size=J * n)
     b = (y + rng.normal(size=J * n) > np.median(y)).astype("int64")
+    w = rng.normal(size=J * n)
+    cat = rng.choice(np.array(["a", "b", "c"]), size=J * n)
+    k = rng.poisson(np.exp(0.5 + 0.3 * x + 0.4 * rng.normal(size=J)[g - 1]))  # counts
     return pd.DataFrame({
         "g": g, "gs": np.char.add("s", g.astype(str)), "x": x, "z": z,
-        "w": rng.normal(size=J * n), "y": y, "b": b,
-        "cat": rng.choice(np.array(["a", "b", "c"]), size=J * n),
+        "w": w, "y": y, "b": b, "cat": cat,
         "r": np.char.add("region", ((g - 1) // 4).astype(str)),  # level 3: groups in regions
+        "k": k, "n": np.full(J * n, 5),  # counts; trials of a binomial outcome
     })
 
 
@@ -80,6 +83,9 @@ def fits() -> dict:
             "three": mlm.fit_three_level(THREE, "y ~ t", "c", "s"),
             "crossed": mlm.fit_mixed(CROSSED, "y ~ x + (1 | a) + (1 | b)"),
             "logit": mlm.fit_logistic_mixed(TWO, "b ~ x", "g"),
+            "glmm_b": mlm.fit_glmm(TWO, "b ~ x + (1 | g)"),
+            "glmm_p": mlm.fit_glmm(TWO, "k ~ x + (1 | g)", family="poisson"),
+            "glmm_ps": mlm.fit_glmm(TWO, "k ~ x + (1 + x | g)", family="poisson"),
         }
     return out
 

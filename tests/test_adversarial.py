@@ -54,12 +54,17 @@ FRAME_FUNCTIONS = {
         d, f"{y} ~ {x}", g),
     "fit_logistic_mixed": lambda d, y, g, x: mlm.fit_logistic_mixed(d, f"{y} ~ {x}", g),
     "fit_gee": lambda d, y, g, x: mlm.fit_gee(d, f"{y} ~ {x}", g),
+    "fit_glmm": lambda d, y, g, x: mlm.fit_glmm(d, f"{y} ~ {x} + (1 | {g})"),
+    "fit_glmm_poisson": lambda d, y, g, x: mlm.fit_glmm(d, f"{y} ~ {x} + (1 | {g})",
+                                                        family="poisson"),
 }
-BINARY = {"fit_logistic_mixed", "fit_gee"}
+BINARY = {"fit_logistic_mixed", "fit_gee", "fit_glmm"}
+COUNT = {"fit_glmm_poisson"}
+FORMULA_ONLY = {"fit_glmm", "fit_glmm_poisson"}  # the group is written into the formula
 WITH_PREDICTOR = {"per_group_slopes", "compare_approaches", "within_between",
                   "plot_within_between", "plot_spaghetti", "fit_random_intercept",
                   "fit_random_coefficient", "fit_full_model", "fit_mixed", "fit_three_level",
-                  "design_matrices", "compare_with_statsmodels", *BINARY}
+                  "design_matrices", "compare_with_statsmodels", *BINARY, *COUNT}
 WITH_OUTCOME_ARG = {"center", "add_group_mean", "icc_slide", "icc_anova", "icc_reml",
                     "per_group_slopes", "compare_approaches", "within_between",
                     "plot_within_between", "plot_group_means", "plot_within_spread",
@@ -73,7 +78,7 @@ NEEDS_REPEATS = MODELS | {"per_group_slopes", "variable_levels", "plot_within_be
 
 
 def _outcome(name: str) -> str:
-    return "b" if name in BINARY else "y"
+    return "b" if name in BINARY else "k" if name in COUNT else "y"
 
 
 def _frame_case(name, mistake, frame, error, match, *, y=None, g="g", x="x", data_arg=None):
@@ -114,10 +119,12 @@ def _frame_cases() -> list[Case]:
         # the group identifier
         add(_frame_case(name, "group-missing-column", lambda: TWO, KeyError,
                         r"'school' not in data; available columns: g, gs", g="school"))
-        add(_frame_case(name, "group-as-list", lambda: TWO, TypeError,
-                        r"(group|level2) must be a column name \(str\), not list", g=["g"]))
-        add(_frame_case(name, "group-as-number", lambda: TWO, TypeError,
-                        r"(group|level2) must be a column name \(str\), not int", g=3))
+        if name not in FORMULA_ONLY:
+            add(_frame_case(name, "group-as-list", lambda: TWO, TypeError,
+                            r"(group|level2) must be a column name \(str\), not list",
+                            g=["g"]))
+            add(_frame_case(name, "group-as-number", lambda: TWO, TypeError,
+                            r"(group|level2) must be a column name \(str\), not int", g=3))
         add(_frame_case(name, "group-mixed-types", _with(g=_MIXED), ValueError,
                         r"group column 'g' mixes value types \(int, str\)"))
         add(_frame_case(name, "group-floats-last-bit", _with(g=_FLOATS), ValueError,
@@ -193,6 +200,11 @@ CONF_LEVEL = {
         x_between_sd=0, seed=1, conf_level=v),
     "fit_logistic_mixed": lambda v: mlm.fit_logistic_mixed(TWO, "b ~ x", "g", conf_level=v),
     "fit_gee": lambda v: mlm.fit_gee(TWO, "b ~ x", "g", conf_level=v),
+    "fit_glmm": lambda v: mlm.fit_glmm(TWO, "b ~ x + (1 | g)", conf_level=v),
+    "fit_glmm_poisson": lambda v: mlm.fit_glmm(TWO, "k ~ x + (1 | g)", family="poisson",
+                                               conf_level=v),
+    "confint_variance": lambda v: mlm.confint_variance(fits()["ri"], conf_level=v),
+    "MixedFit.confint": lambda v: fits()["ri"].confint(conf_level=v),
 }
 LEVEL_MISTAKES = [
     ("percent", 95, ValueError,
@@ -209,7 +221,8 @@ LEVEL_MISTAKES = [
 def _level_cases():
     return [Case(f"conf_level-{m}/{name}", lambda _, f=f, v=v: f(v), err, pat)
             for name, f in CONF_LEVEL.items() for m, v, err, pat in LEVEL_MISTAKES
-            if m in ("percent", "string", "bool") or name in ("fit_mixed", "icc_anova")]
+            if m in ("percent", "string", "bool") or name in ("fit_mixed", "icc_anova",
+                                                              "fit_glmm", "confint_variance")]
 
 
 _POWER = dict(n_groups=10, group_size=5, effect="level1", effect_size=0.3, tau00=0.2,
@@ -255,6 +268,7 @@ METHOD = {
                                                                seed=1, method=v),
     "loglik_at": lambda v: mlm.loglik_at(fits()["ri"], 1.0, 1.0, method=v),
     "MixedFit.refit": lambda v: fits()["ri"].refit(method=v),
+    "MixedFit.drop_groups": lambda v: fits()["ri"].drop_groups([1]).refit(method=v),
 }
 
 
@@ -298,6 +312,11 @@ SEEDED = {
                                                          seed=s),
     "plot_within_between": lambda s: mlm.plot_within_between(TWO, "y", "x", "g", n_groups=3,
                                                              seed=s),
+    "GLMMFit.simulate": lambda s: fits()["glmm_b"].simulate(2, seed=s),
+    "GLMMFit.simulate/poisson": lambda s: fits()["glmm_p"].simulate(2, seed=s),
+    "confint_variance": lambda s: mlm.confint_variance(fits()["ri"], method="bootstrap",
+                                                       n_boot=10, seed=s),
+    "MixedFit.confint": lambda s: fits()["ri"].confint(method="bootstrap", n_boot=10, seed=s),
 }
 SEED_MISTAKES = [
     ("none", None, TypeError,
@@ -313,7 +332,8 @@ def _seed_cases():
     return [Case(f"seed-{m}/{name}", lambda _, f=f, v=v: f(v), err, pat)
             for name, f in SEEDED.items() for m, v, err, pat in SEED_MISTAKES
             if m in ("none", "negative", "float") or name in ("simulate_two_level",
-                                                              "power_simulation")]
+                                                              "power_simulation",
+                                                              "confint_variance")]
 
 
 @pytest.mark.parametrize("case", params(_seed_cases()))
@@ -359,6 +379,12 @@ COUNTS = {
                                                                        n_groups=v),
     "plot_residuals/bins": lambda v: mlm.plot_residuals(fits()["ri"], bins=v),
     "fit_logistic_mixed/n_agq": lambda v: mlm.fit_logistic_mixed(TWO, "b ~ x", "g", n_agq=v),
+    "fit_glmm/n_agq": lambda v: mlm.fit_glmm(TWO, "b ~ x + (1 | g)", n_agq=v),
+    "confint_variance/n_boot": lambda v: mlm.confint_variance(fits()["ri"], method="bootstrap",
+                                                              n_boot=v, seed=1),
+    "MixedFit.simulate/n_sims": lambda v: fits()["ri"].simulate(v, seed=1),
+    "GLMMFit.simulate/n_sims": lambda v: fits()["glmm_b"].simulate(v, seed=1),
+    "GLMMFit.marginal_mean/n_nodes": lambda v: fits()["glmm_b"].marginal_mean(n_nodes=v),
     "compare_with_published/decimals": lambda v: mlm.compare_with_published(
         pd.DataFrame({"quantity": ["sigma2"], "published": [1.0]}), fits()["ri"], decimals=v),
     "power_approximation/n_groups": lambda v: mlm.power_approximation(
@@ -392,6 +418,10 @@ BOOLEANS = {
     "predict/conditional": lambda v: fits()["ri"].predict(TWO, conditional=v),
     "predict/allow_new_levels": lambda v: fits()["ri"].predict(TWO, allow_new_levels=v),
     "glue/display": lambda v: mlm.glue("key", 1, display=v),
+    "GLMMFit.predict/conditional": lambda v: fits()["glmm_b"].predict(TWO, conditional=v),
+    "GLMMFit.predict/allow_new_levels": lambda v: fits()["glmm_p"].predict(
+        TWO, allow_new_levels=v),
+    "fit_mixed-formula/diagonal": lambda v: mlm.fit_mixed(TWO, "y ~ x + (x | g)", diagonal=v),
 }
 
 

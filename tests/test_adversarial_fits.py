@@ -632,3 +632,292 @@ def test_compare_with_statsmodels_reports_a_failing_optimizer_as_data():
     assert (row["messages"].startswith("failed: ") and not row["converged"]) or np.isfinite(
         row["loglik"])
     assert np.isfinite(tab.loc["mlm_lessons.fit_mixed", "loglik"])
+
+
+# --- generalized linear mixed models (fit_glmm) ------------------------------------------------
+
+def _glmm(data, formula="b ~ x + (1 | g)", **kwargs):
+    return mlm.fit_glmm(data, formula, **kwargs)
+
+
+def _zero_category():
+    # every count of category "a" is 0: its rate ratio is infinite
+    return TWO.assign(k=TWO["k"].where(TWO["cat"] != "a", 0))
+
+
+def _trials_below_successes():
+    return TWO.assign(succ=TWO["k"], fail=TWO["n"] - TWO["k"] - 3)
+
+
+GLMM = [
+    ("family-number", lambda: _glmm(TWO, family=1), TypeError,
+     "family must be a string, one of"),
+    ("family-unknown", lambda: _glmm(TWO, family="gaussian"), ValueError,
+     r"unknown family 'gaussian'.*use fit_mixed"),
+    ("family-none", lambda: _glmm(TWO, family=None), TypeError, "family must be a string"),
+    ("formula-list", lambda: _glmm(TWO, ["b ~ x + (1 | g)"]), TypeError,
+     "formula must be a string such as 'y ~ x \\+ \\(1 \\| g\\)', not list"),
+    ("formula-no-random-part", lambda: _glmm(TWO, "b ~ x"), ValueError,
+     "has no random-effects term"),
+    ("formula-no-outcome", lambda: _glmm(TWO, "x + (1 | g)"), ValueError,
+     "needs an outcome"),
+    ("formula-unknown-group", lambda: _glmm(TWO, "b ~ x + (1 | school)"), KeyError,
+     "'school' not in data"),
+    ("formula-unknown-predictor", lambda: _glmm(TWO, "b ~ ses + (1 | g)"), KeyError,
+     "'ses' not in data"),
+    ("binomial/not-0-1", lambda: _glmm(TWO, "y ~ x + (1 | g)"), ValueError,
+     r"outcome 'y' must be coded 0/1 for family='binomial'.*cbind"),
+    ("binomial/all-ones", lambda: _glmm(TWO.assign(b=1)), ValueError,
+     r"outcome 'b' is constant \(a success in every row\)"),
+    ("binomial/all-zeros", lambda: _glmm(TWO.assign(b=0)), ValueError,
+     r"outcome 'b' is constant \(0 \(a failure\) in every row\)"),
+    ("binomial/one-row-per-group", lambda: _glmm(TWO.assign(r2=np.arange(len(TWO))),
+                                                 "b ~ x + (1 | r2)"), ValueError,
+     r"every group in 'r2' has a single row .*0/1 outcome"),
+    ("binomial/complete-separation", lambda: _glmm(TWO.assign(b=(TWO["x"] > 0).astype(int))),
+     mlm.SeparationError, r"^complete separation: 'x' predicts the outcome perfectly"),
+    ("binomial/quasi-separation",
+     lambda: _glmm(TWO.assign(b=TWO["b"].where(TWO["cat"] != "a", 1)), "b ~ x + cat + (1 | g)"),
+     mlm.SeparationError, r"^quasi-complete separation: 'cat\[T\.b\]'|^quasi-complete "
+                          r"separation: .*'cat"),
+    ("binomial/outcome-boolean-text",
+     lambda: _glmm(TWO.assign(b=TWO["b"].map({0: "no", 1: "yes"}))), TypeError,
+     "outcome 'b' must be numeric"),
+    ("cbind/successes-above-trials",
+     lambda: _glmm(_trials_below_successes(), "cbind(succ, fail) ~ x + (1 | g)"), ValueError,
+     r"negative number of failures \(successes above trials\)"),
+    ("cbind/non-integer",
+     lambda: _glmm(TWO.assign(succ=TWO["k"] + 0.5, fail=2), "cbind(succ, fail) ~ x + (1 | g)"),
+     ValueError, "non-integer number of successes"),
+    ("cbind/missing-column", lambda: _glmm(TWO, "cbind(succ, fail) ~ x + (1 | g)"), KeyError,
+     "variable in formula 'succ', 'fail' not in data"),
+    ("poisson/negative", lambda: _glmm(TWO.assign(k=TWO["k"] - 3), "k ~ x + (1 | g)",
+                                       family="poisson"), ValueError,
+     r"outcome 'k' must be a count .* row\(s\) are negative"),
+    ("poisson/fractions", lambda: _glmm(TWO, "y ~ x + (1 | g)", family="poisson"), ValueError,
+     r"outcome 'y' must be a count .*not whole numbers.*offset\(log\(exposure\)\)"),
+    ("poisson/all-zero", lambda: _glmm(TWO.assign(k=0), "k ~ x + (1 | g)", family="poisson"),
+     ValueError, "outcome 'k' is 0 in every row"),
+    ("poisson/zero-category", lambda: _glmm(_zero_category(), "k ~ x + cat + (1 | g)",
+                                            family="poisson"),
+     mlm.SeparationError, r"the counts are 0 wherever .*'cat\[T\.b\]'|counts are 0 wherever"),
+    ("negative_binomial/fractions",
+     lambda: _glmm(TWO, "y ~ x + (1 | g)", family="negative_binomial"), ValueError,
+     "family='negative_binomial'; .*not whole numbers"),
+    ("n_agq/string", lambda: _glmm(TWO, n_agq="5"), TypeError,
+     r"n_agq must be an integer >= 1, not '5' \(a string: write 5 without quotes\)"),
+    ("n_agq/slope", lambda: _glmm(TWO, "b ~ x + (x | g)", n_agq=5), ValueError,
+     r"n_agq=5 \(adaptive quadrature\) needs a single scalar random effect.*2 on 'g'"),
+    ("n_agq/crossed", lambda: _glmm(TWO, "b ~ x + (1 | g) + (1 | cat)", n_agq=3), ValueError,
+     "needs a single scalar random effect"),
+    ("n_agq/too-many", lambda: _glmm(TWO, n_agq=500), ValueError,
+     "n_agq=500 is far more nodes than needed"),
+    ("weights/list", lambda: _glmm(TWO, weights=["n"]), TypeError,
+     r"weights must be a column name \(str\), not list"),
+    ("weights/missing", lambda: _glmm(TWO, weights="trials"), KeyError,
+     "'trials' not in data"),
+    ("weights/text", lambda: _glmm(TWO.assign(n=TWO["n"].astype(str)), weights="n"),
+     TypeError, "'n' .*numbers stored as text"),
+    ("weights/negative", lambda: _glmm(TWO.assign(n=-1), weights="n"), ValueError,
+     "weights column 'n' has negative trials"),
+    ("weights/poisson", lambda: _glmm(TWO, "k ~ x + (1 | g)", family="poisson", weights="n"),
+     ValueError, "family='poisson' takes no weights"),
+    ("weights/with-cbind",
+     lambda: _glmm(TWO.assign(f=TWO["n"] - TWO["k"]), "cbind(k, f) ~ x + (1 | g)",
+                   weights="n"), ValueError, "the formula already gives the trials"),
+    ("weights/not-a-proportion", lambda: _glmm(TWO.assign(p=TWO["k"]), "p ~ x + (1 | g)",
+                                               weights="n"), ValueError,
+     "with weights= the outcome 'p' must be a proportion between 0 and 1"),
+    ("weights/missing-value", lambda: _glmm(TWO.assign(n=TWO["n"].where(TWO.index > 0)),
+                                            weights="n"), ValueError,
+     r"column 'n' has 1 missing value\(s\)"),
+    ("offset/number", lambda: _glmm(TWO, "k ~ x + (1 | g)", family="poisson", offset=1.0),
+     TypeError, r"offset must be a column name \(str\), not float"),
+    ("offset/missing", lambda: _glmm(TWO, "k ~ x + (1 | g)", family="poisson",
+                                     offset="log_exposure"), KeyError,
+     "'log_exposure' not in data"),
+    ("offset/log-of-zero", lambda: _glmm(TWO.assign(e=0.0), "k ~ x + offset(np.log(e)) + (1 | g)",
+                                         family="poisson"), ValueError,
+     "infinite"),
+    ("design/outcome-among-predictors", lambda: _glmm(TWO, "b ~ b + x + (1 | g)"), ValueError,
+     "the outcome 'b' is also among the predictors"),
+    ("design/rank-deficient", lambda: _glmm(TWO.assign(x2=2 * TWO["x"]), "b ~ x + x2 + (1 | g)"),
+     ValueError, r"rank deficient.*'x', 'x2'"),
+    ("design/log-of-zero", lambda: _glmm(TWO.assign(z0=0.0), "b ~ np.log(z0) + (1 | g)"),
+     ValueError, r"infinite values \(a log of 0"),
+    ("design/date-predictor",
+     lambda: _glmm(TWO.assign(d=pd.date_range("2020-01-01", periods=len(TWO))),
+                   "b ~ d + (1 | g)"), TypeError, "'d' .*dates or times"),
+    ("design/slope-of-level2-variable", lambda: _glmm(TWO, "k ~ x + (1 + z | g)",
+                                                      family="poisson"), ValueError,
+     "'z' is constant within every group of 'g'"),
+    ("design/one-group", lambda: _glmm(TWO.assign(one=1), "b ~ x + (1 | one)"), ValueError,
+     "group column 'one' has 1 distinct value"),
+    ("design/same-partition", lambda: _glmm(TWO, "b ~ x + (1 | g) + (1 | gs)"), ValueError,
+     "grouping factors 'g' and 'gs' group the rows in the same way"),
+    ("design/group-is-predictor", lambda: _glmm(TWO, "b ~ x + g + (1 | g)"), ValueError,
+     "the group column 'g' is also among the predictors"),
+    ("design/float-ids", lambda: _glmm(TWO.assign(g=TWO["z"])), ValueError,
+     "group column 'g' holds non-integer numbers"),
+    ("design/too-many-effects",
+     lambda: _glmm(TWO.groupby("g").head(2), "k ~ x + (1 + x | g)", family="poisson"),
+     ValueError, r"24 groups x 2 random effects of 'g' are more than the 48 observations"),
+    ("data/dict", lambda: _glmm(TWO.to_dict()), TypeError, "data must be a pandas DataFrame"),
+]
+
+
+@pytest.mark.parametrize("case", params(
+    [Case(f"glmm/{key}", lambda _, f=f: f(), err, pat) for key, f, err, pat in GLMM]))
+def test_fit_glmm_input(case):
+    run(case)
+
+
+# --- methods of a GLMM fit ----------------------------------------------------------------------
+
+_NEW = TWO.assign(g=TWO["g"] + 100)  # groups the fit has not seen
+GLMM_METHODS = [
+    ("predict/scale", lambda: fits()["glmm_b"].predict(scale="probability"), ValueError,
+     "scale must be 'response' or 'link', not 'probability'"),
+    ("predict/scale-number", lambda: fits()["glmm_b"].predict(scale=1), TypeError,
+     "scale must be 'response' or 'link', not 1"),
+    ("predict/new-groups", lambda: fits()["glmm_b"].predict(_NEW), ValueError,
+     r"192 row\(s\) of data belong to groups of 'g' that are not in the fitted data.*"
+     r"allow_new_levels=True"),
+    ("predict/ids-as-text", lambda: fits()["glmm_p"].predict(TWO.assign(g=TWO["g"].astype(str))),
+     TypeError, "group column 'g' holds text identifiers .* but number identifiers"),
+    ("predict/numbers-as-text",
+     lambda: fits()["glmm_b"].predict(TWO.assign(x=TWO["x"].astype(str))), TypeError,
+     "column 'x' is numeric in the fitted data"),
+    ("predict/missing-column", lambda: fits()["glmm_b"].predict(TWO.drop(columns="x")),
+     KeyError, "column needed for the prediction 'x' not in data"),
+    ("predict/not-a-frame", lambda: fits()["glmm_b"].predict(TWO.to_numpy()), TypeError,
+     "data must be a pandas DataFrame"),
+    ("residuals/kind", lambda: fits()["glmm_p"].residuals(kind="deviance"), ValueError,
+     "kind must be 'pearson' or 'response', not 'deviance'"),
+    ("distribution_variance/method", lambda: fits()["glmm_p"].distribution_variance("log"),
+     ValueError, "method must be one of 'lognormal', 'trigamma', 'delta', not 'log'"),
+    ("r2/method", lambda: fits()["glmm_p"].r2("Delta"), ValueError,
+     "method must be one of .*not 'Delta'; did you mean 'delta'"),
+    ("icc/unknown-level", lambda: fits()["glmm_b"].icc("school"), KeyError,
+     "'school' is not a grouping factor of this model"),
+    ("icc/level-number", lambda: fits()["glmm_b"].icc(2), TypeError,
+     r"level must be a grouping factor name \(str\)"),
+    ("icc/random-slope", lambda: fits()["glmm_ps"].icc(), ValueError,
+     "random-slope model depends on the predictor value|random slope"),
+    ("variance_partition/random-slope", lambda: fits()["glmm_ps"].variance_partition(),
+     ValueError, "random-slope model depends on the predictor value|random slope"),
+    ("odds_ratios/poisson", lambda: fits()["glmm_p"].odds_ratios(), ValueError,
+     "odds ratios belong to binomial models.*use rate_ratios"),
+    ("rate_ratios/binomial", lambda: fits()["glmm_b"].rate_ratios(), ValueError,
+     "rate ratios belong to count models.*use odds_ratios"),
+    ("overdispersion/binary", lambda: fits()["glmm_b"].overdispersion(), ValueError,
+     "overdispersion is not defined for 0/1 outcomes"),
+    ("refit/wrong-length", lambda: fits()["glmm_b"].refit(np.zeros(3)), ValueError,
+     r"y must have 192 values \(one per row of the fit\)"),
+    ("refit/not-binary", lambda: fits()["glmm_b"].refit(TWO["k"].to_numpy()), ValueError,
+     "outcome 'b' must be coded 0/1"),
+    ("refit/negative-counts", lambda: fits()["glmm_p"].refit(-TWO["k"].to_numpy()), ValueError,
+     "outcome 'k' must be a count"),
+    ("refit/strings", lambda: fits()["glmm_b"].refit(TWO["b"].astype(str)), TypeError,
+     "y must be a number or an array of numbers"),
+    ("refit/separated", lambda: fits()["glmm_b"].refit((TWO["x"] > 0).astype(int).to_numpy()),
+     mlm.SeparationError, "complete separation: 'x'"),
+    ("deviance_function/wrong-length", lambda: fits()["glmm_b"].deviance_function([1.0]),
+     ValueError, "params must have 3 values"),
+    ("deviance_function/strings", lambda: fits()["glmm_b"].deviance_function(["1", "2", "3"]),
+     TypeError, "params must be a number or an array of numbers"),
+    ("as-mixed-fit/lrt", lambda: mlm.lrt(fits()["glmm_b"], fits()["ri"]), TypeError,
+     "reduced must be a MixedFit .*not GLMMFit; this function works on linear mixed models"),
+    ("as-mixed-fit/confint_variance", lambda: mlm.confint_variance(fits()["glmm_p"]),
+     TypeError, "fit must be a MixedFit .*not GLMMFit"),
+    ("as-mixed-fit/reliability", lambda: mlm.reliability(fits()["glmm_b"]), TypeError,
+     "fit must be a MixedFit .*not GLMMFit"),
+]
+
+
+@pytest.mark.parametrize("case", params(
+    [Case(f"glmm-method/{key}", lambda _, f=f: f(), err, pat)
+     for key, f, err, pat in GLMM_METHODS]))
+def test_glmm_methods(case):
+    run(case)
+
+
+# --- intervals of the variance components and the methods that probe a fit ----------------------
+
+INTERVALS = [
+    ("confint_variance/method", lambda: mlm.confint_variance(fits()["ri"], method="wald"),
+     ValueError, "method must be 'profile' or 'bootstrap', not 'wald'"),
+    ("confint_variance/method-case", lambda: mlm.confint_variance(fits()["ri"],
+                                                                  method="Profile"),
+     ValueError, "not 'Profile'; did you mean 'profile'"),
+    ("confint_variance/method-none", lambda: mlm.confint_variance(fits()["ri"], method=None),
+     TypeError, "method must be 'profile' or 'bootstrap', not None"),
+    ("confint_variance/n_boot-too-few",
+     lambda: mlm.confint_variance(fits()["ri"], method="bootstrap", n_boot=5), ValueError,
+     "n_boot must be an integer >= 10, not 5"),
+    ("confint_variance/frame", lambda: mlm.confint_variance(TWO), TypeError,
+     "fit must be a MixedFit .*not DataFrame"),
+    ("MixedFit.confint/method", lambda: fits()["ri"].confint(method="boot"), ValueError,
+     "method must be 'profile' or 'bootstrap', not 'boot'"),
+    ("deviance_at/sigma2-string", lambda: fits()["ri"].deviance_at(fits()["ri"].taus, "1"),
+     TypeError, "sigma2 must be a number, not the string '1'"),
+    ("deviance_at/sigma2-zero", lambda: fits()["ri"].deviance_at(fits()["ri"].taus, 0.0),
+     ValueError, r"sigma2 must be a positive number \(the residual variance\), not 0"),
+    ("deviance_at/sigma2-nan", lambda: fits()["ri"].deviance_at(fits()["ri"].taus, np.nan),
+     ValueError, "sigma2 must be a positive number .*not nan"),
+    ("deviance_at/T-shape", lambda: fits()["rs"].deviance_at({"g": np.eye(3)}, 1.0), ValueError,
+     r"T of 'g' must be 2 x 2, not \(3, 3\)"),
+    ("deviance_at/T-not-covariance",
+     lambda: fits()["rs"].deviance_at({"g": [[1.0, 2.0], [2.0, 1.0]]}, 1.0), ValueError,
+     "T of 'g' must be a covariance matrix"),
+    ("deviance_at/T-strings", lambda: fits()["ri"].deviance_at({"g": "1"}, 1.0), TypeError,
+     "the T of 'g' must be a number or an array of numbers, not the string '1'"),
+    ("deviance_at/unknown-factor",
+     lambda: fits()["ri"].deviance_at({"g": 1.0, "school": 1.0}, 1.0), KeyError,
+     "taus has a matrix for 'school', which is not a grouping factor"),
+    ("deviance_at/missing-factor", lambda: fits()["three"].deviance_at({"c": 1.0}, 1.0),
+     KeyError, "taus has no covariance matrix for 's'"),
+    ("deviance_at/matrix-for-several", lambda: fits()["three"].deviance_at(1.0, 1.0),
+     ValueError, "several grouping factors"),
+    ("objective/strings", lambda: fits()["ri"].objective(["1"]), TypeError,
+     "theta must be a number or an array of numbers"),
+    ("objective/nan", lambda: fits()["ri"].objective([np.nan]), ValueError,
+     "theta must be a finite number, not nan|theta must be .*nan"),
+    ("drop_groups/empty", lambda: fits()["ri"].drop_groups([]), ValueError,
+     "labels is empty: name the group"),
+    ("drop_groups/level-number", lambda: fits()["three"].drop_groups([1], level=2), TypeError,
+     r"level must be a grouping factor name \(str\)"),
+    ("drop_groups/unknown-level", lambda: fits()["ri"].drop_groups([1], level="school"),
+     KeyError, "'school' is not a grouping factor of this model"),
+    ("drop_groups/several-factors", lambda: fits()["three"].drop_groups([1]), ValueError,
+     "several grouping factors"),
+    ("drop_groups/wrong-id-type", lambda: fits()["ri"].drop_groups(["1"]), KeyError,
+     r"group\(s\) \['1'\] are not groups of 'g'"),
+    ("drop_groups/all-but-one", lambda: fits()["ri"].drop_groups(list(range(2, 25))),
+     ValueError, "group column 'g' has 1 distinct value"),
+    ("drop_groups/all", lambda: fits()["ri"].drop_groups(list(range(1, 25))), ValueError,
+     "dropping these groups leaves no rows"),
+    ("predict/new-child-three-level",
+     lambda: fits()["three"].predict(THREE.assign(c=THREE["c"] + 1000)), ValueError,
+     r"belong to groups of 'c' .*not in the fitted data.*allow_new_levels=True"),
+    ("predict/new-levels-wrong-dtype",
+     lambda: fits()["crossed"].predict(CROSSED.assign(b=CROSSED["b"].astype(float) + 0.5),
+                                       allow_new_levels=True), ValueError,
+     "group column 'b' holds non-integer numbers"),
+]
+
+
+@pytest.mark.parametrize("case", params(
+    [Case(f"interval/{key}", lambda _, f=f: f(), err, pat) for key, f, err, pat in INTERVALS]))
+def test_intervals_and_probes(case):
+    run(case)
+
+
+def test_allow_new_levels_predicts_the_population_average_for_new_groups():
+    fit = fits()["ri"]
+    new = TWO.assign(g=TWO["g"] + 100)
+    got = fit.predict(new, allow_new_levels=True)
+    assert_allclose(got.to_numpy(), fit.predict(new, conditional=False).to_numpy())
+    g = fits()["glmm_p"]
+    assert_allclose(g.predict(new, allow_new_levels=True).to_numpy(),
+                    g.predict(new, conditional=False).to_numpy())
