@@ -190,3 +190,89 @@ def test_three_level_front_end_equals_the_formula():
     data, formula, _ = MODELS["three"]
     fit = mlm.fit_three_level(data, "y ~ t", "child", "school", re_formula2="t")
     _same_fit(fit, BASE["three"], tau_rtol=1e-8)
+
+
+# --- generalized linear mixed models -----------------------------------------------------------
+
+def _counts_and_binary(seed=9, J=30, n=8):
+    """Binary and count outcomes of the same design: x within, z between groups, nested in
+    regions."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    z = rng.normal(size=J)[g]
+    u = 0.8 * rng.normal(size=J)[g]
+    v = 0.6 * rng.normal(size=J // 5)[g // 5]
+    eta = -0.2 + 0.7 * x + 0.4 * z + u
+    return pd.DataFrame({
+        "school": np.char.add("sch", g.astype(str)), "region": g // 5,
+        "x": x, "z": z,
+        "passed": (rng.random(J * n) < 1 / (1 + np.exp(-eta))).astype(int),
+        "errors": rng.poisson(np.exp(0.3 + 0.5 * x + 0.3 * u + v)),
+    })
+
+
+GLMM_DATA = _counts_and_binary()
+GLMMS = {
+    "binomial": ("passed ~ x + z + (1 | school)", "binomial", {"school": "school"}),
+    "poisson": ("errors ~ x + (1 | region) + (1 | school)", "poisson",
+                {"school": "school", "region": "region"}),
+}
+GLMM_BASE = {name: mlm.fit_glmm(GLMM_DATA, f, family=fam)
+             for name, (f, fam, _) in GLMMS.items()}
+
+
+def _same_glmm(fit, ref, *, rename=None):
+    rename = rename or {}
+    assert_allclose(fit.loglik, ref.loglik, atol=1e-6)
+    assert_allclose(fit.params.to_numpy(), ref.params.to_numpy(), rtol=1e-4, atol=1e-6)
+    assert_allclose(fit.fixed["std_error"].to_numpy(), ref.fixed["std_error"].to_numpy(),
+                    rtol=1e-3)
+    for level, tau in _taus(ref).items():
+        assert_allclose(_taus(fit)[rename.get(level, level)], tau, rtol=1e-3, atol=1e-6)
+
+
+@PROPS
+@given(st.sampled_from(list(GLMMS)), st.integers(0, 2**31 - 1))
+def test_glmm_row_order_does_not_matter(name, seed):
+    formula, family, _ = GLMMS[name]
+    shuffled = GLMM_DATA.sample(frac=1.0, random_state=seed)
+    _same_glmm(mlm.fit_glmm(shuffled, formula, family=family), GLMM_BASE[name])
+
+
+@PROPS
+@given(st.sampled_from(list(GLMMS)), st.integers(0, 2**31 - 1))
+def test_glmm_group_labels_do_not_matter(name, seed):
+    formula, family, groups = GLMMS[name]
+    rng = np.random.default_rng(seed)
+    relabelled = GLMM_DATA.copy()
+    for col in groups:
+        levels = pd.unique(GLMM_DATA[col])
+        new = {v: f"unit-{rng.integers(10**9)}-{i}" for i, v in enumerate(levels)}
+        relabelled[col] = GLMM_DATA[col].map(new)
+    _same_glmm(mlm.fit_glmm(relabelled, formula, family=family), GLMM_BASE[name])
+
+
+@PROPS
+@given(st.sampled_from(list(GLMMS)), st.sampled_from(["string", "category", "object"]),
+       st.sampled_from(["Int64", "int32", "Float64"]))
+def test_glmm_column_names_and_dtypes_do_not_matter(name, group_dtype, outcome_dtype):
+    formula, family, groups = GLMMS[name]
+    outcome = formula.split()[0]
+    names = {c: f"{c}_2" for c in GLMM_DATA.columns}
+    renamed = formula
+    for old in sorted(names, key=len, reverse=True):
+        renamed = renamed.replace(old, names[old])
+    data = GLMM_DATA.assign(**{g: GLMM_DATA[g].astype(str).astype(group_dtype)
+                               for g in groups},
+                            **{outcome: GLMM_DATA[outcome].astype(outcome_dtype)})
+    fit = mlm.fit_glmm(data.rename(columns=names), renamed, family=family)
+    _same_glmm(fit, GLMM_BASE[name], rename={g: names[g] for g in groups})
+
+
+def test_glmm_predictions_follow_the_rows():
+    # predictions on shuffled new data are the fitted values of the same rows
+    for name, fit in GLMM_BASE.items():
+        shuffled = GLMM_DATA.sample(frac=1.0, random_state=1)
+        pd.testing.assert_series_equal(fit.predict(shuffled), fit.predict().loc[shuffled.index],
+                                       check_exact=False, rtol=1e-12)
