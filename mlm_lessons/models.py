@@ -389,10 +389,7 @@ class MixedFit(ResultDisplay):
     def _terms_of(self, level):
         if level is None:
             return list(self._design.terms)
-        if not isinstance(level, str):
-            raise TypeError(f"level must be a grouping factor name (str), not "
-                            f"{type(level).__name__}")
-        return [self._design.term(level)]
+        return [self._design.term(level)]  # (which checks the type of level)
 
     def random_effects(self, level: str | None = None) -> pd.DataFrame:
         """Empirical Bayes (BLUP) estimates of the random effects, with conditional SEs.
@@ -1007,17 +1004,9 @@ def fit_mixed(
 
 
 def _terms(names: Sequence[str] | str, what: str) -> list[str]:
-    if isinstance(names, str):
-        names = [names]
-    try:
-        names = list(names)
-    except TypeError:
-        raise TypeError(f"{what} must be column names (strings), got {names!r}") from None
-    if not all(isinstance(n, str) and n for n in names):
-        raise TypeError(f"{what} must be column names (strings), got {names!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} repeats a name: {names}")
-    return names
+    from mlm_lessons._checks import check_name_list
+
+    return check_name_list(names, what)
 
 
 def _rhs(terms: list[str]) -> str:
