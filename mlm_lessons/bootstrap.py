@@ -24,6 +24,7 @@ from scipy import stats
 
 from mlm_lessons._checks import MLMWarning, check_count, check_method, check_seed
 from mlm_lessons._display import ResultDisplay
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.inference import nesting
 from mlm_lessons.models import MixedFit, _check_mixed_fit, embed_theta
 
@@ -106,6 +107,7 @@ def _quiet_refit(fit: MixedFit, y, method: str):
     return new, caught
 
 
+@single_blas_thread
 def parametric_bootstrap(
     fit: MixedFit, *, n_boot: int, seed: int, method: str | None = None
 ) -> pd.DataFrame:
@@ -235,6 +237,7 @@ class BootstrapLRTResult(ResultDisplay):
     refitted: bool
 
 
+@single_blas_thread
 def bootstrap_lrt(
     reduced: MixedFit, full: MixedFit, *, n_boot: int, seed: int
 ) -> BootstrapLRTResult:

@@ -3,14 +3,22 @@
 suppressMessages({library(lme4); library(jsonlite)})
 eg <- read.csv("mlm_lessons/datasets/egsingle.csv")
 eg$schoolid <- factor(eg$schoolid); eg$childid <- factor(eg$childid)
+eg$lowinc10 <- eg$lowinc / 10   # percentage of low-income pupils, in tens of points
 models <- list(
   intercepts = "math ~ year + (1 | schoolid:childid) + (1 | schoolid)",
-  growth = "math ~ year + (year | schoolid:childid) + (year | schoolid)"
+  growth = "math ~ year + (year | schoolid:childid) + (year | schoolid)",
+  # child ethnicity (level 2) and the school's percentage of low-income pupils (level 3)
+  # predicting status and growth, with random intercepts and slopes at both levels
+  conditional = paste("math ~ year * (black + hispanic + lowinc10)",
+                      "+ (year | schoolid:childid) + (year | schoolid)")
 )
 out <- list()
 for (name in names(models)) {
   for (reml in c(TRUE, FALSE)) {
-    m <- lmer(as.formula(models[[name]]), data = eg, REML = reml)
+    # the conditional model: nloptwrap's ML fit stops with max|grad| 0.011 (lme4 warns);
+    # bobyqa converges without a warning
+    ctrl <- if (name == "conditional") lmerControl(optimizer = "bobyqa") else lmerControl()
+    m <- lmer(as.formula(models[[name]]), data = eg, REML = reml, control = ctrl)
     vc <- VarCorr(m)
     out[[name]][[if (reml) "REML" else "ML"]] <- list(
       formula = models[[name]], REML = reml,
@@ -19,7 +27,7 @@ for (name in names(models)) {
       T_child = unname(as.matrix(vc[["schoolid:childid"]])[, , drop = FALSE]),
       T_school = unname(as.matrix(vc[["schoolid"]])[, , drop = FALSE]),
       sigma2 = sigma(m)^2,
-      converged = length(m@optinfo$conv$lme4$messages) == 0
+      converged = length(m@optinfo$conv$lme4$messages) == 0 && length(m@optinfo$warnings) == 0
     )
   }
 }
