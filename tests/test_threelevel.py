@@ -101,3 +101,35 @@ def test_bad_input(egsingle):
     bad.loc[0, "math"] = np.nan
     with pytest.raises(ValueError, match="column 'math' has 1 missing"):
         mlm.fit_three_level(bad, "math ~ year", "childid", "schoolid")
+
+
+def test_compare_with_published_reads_multilevel_quantities(egsingle):
+    # lme4_threelevel.csv holds the same lme4 numbers as the JSON, in the quantity names of
+    # compare_with_published (T[level][row,col], loglik); the chapter on three-level models
+    # puts them beside its fits. Tolerances as above.
+    table = pd.read_csv(Path(__file__).parent / "reference" / "lme4_threelevel.csv")
+    for (name, method), ref in table.groupby(["model", "method"]):
+        re = SPECS.get(name, "year")
+        fit = mlm.fit_three_level(egsingle, FIXED[name], "childid", "schoolid",
+                                  re_formula2=re, re_formula3=re, method=method)
+        out = mlm.compare_with_published(ref.rename(columns={"lme4": "published"}), fit,
+                                         decimals=3)
+        # the JSON and the CSV are the same lme4 fit
+        assert_allclose(ref.set_index("quantity").loc["sigma2", "lme4"],
+                        REF[name][method]["sigma2"], rtol=1e-12)
+        q = out.set_index("quantity")
+        loglik = q.loc["loglik"]
+        assert abs(loglik["difference"]) < 1e-3
+        rest = q.drop(index="loglik")
+        assert_allclose(rest["fit"], rest["published"], rtol=2e-3, atol=1e-4)
+
+
+def test_multilevel_quantity_errors(egsingle):
+    fit = mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid")
+    one = pd.DataFrame({"quantity": ["T[Intercept,Intercept]"], "published": [1.0]})
+    with pytest.raises(ValueError, match="ambiguous: the fit has several grouping factors"):
+        mlm.compare_with_published(one, fit)
+    with pytest.raises(KeyError, match="'classid' is not a grouping factor"):
+        mlm.compare_with_published(one.assign(quantity="T[classid][Intercept,Intercept]"), fit)
+    with pytest.raises(ValueError, match="fixed effects have no level"):
+        mlm.compare_with_published(one.assign(quantity="fixef[childid][year]"), fit)

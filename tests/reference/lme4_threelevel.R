@@ -31,6 +31,30 @@ for (name in names(models)) {
     )
   }
 }
+# the same numbers as a tidy table in the quantity names of mlm.compare_with_published
+# (grouping factors named as in the book: childid for schoolid:childid), for chapter 17
+tidy <- do.call(rbind, lapply(names(models), function(name) {
+  do.call(rbind, lapply(c("REML", "ML"), function(method) {
+    f <- out[[name]][[method]]
+    terms <- sub("^\\(Intercept\\)$", "Intercept", names(f$fixef))
+    re <- c("Intercept", "year")[seq_len(nrow(f$T_child))]
+    tau <- function(level, T) {
+      idx <- which(upper.tri(T, diag = TRUE), arr.ind = TRUE)
+      idx <- idx[order(idx[, 1], idx[, 2]), , drop = FALSE]
+      data.frame(quantity = sprintf("T[%s][%s,%s]", level, re[idx[, 1]], re[idx[, 2]]),
+                 lme4 = T[idx])
+    }
+    rbind(data.frame(quantity = sprintf("fixef[%s]", terms), lme4 = unlist(f$fixef)),
+          data.frame(quantity = sprintf("se[%s]", terms), lme4 = unlist(f$fixef_se)),
+          tau("schoolid", f$T_school), tau("childid", f$T_child),
+          data.frame(quantity = c("sigma2", "loglik"), lme4 = c(f$sigma2, f$logLik)))
+  })) -> rows
+  rows$model <- name
+  rows$method <- rep(c("REML", "ML"), each = nrow(rows) / 2)
+  rows[, c("model", "method", "quantity", "lme4")]
+}))
+write.csv(tidy, "tests/reference/lme4_threelevel.csv", row.names = FALSE)
+
 out$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                      date = format(Sys.Date()))
 writeLines(toJSON(out, digits = 15, auto_unbox = TRUE, pretty = TRUE),
