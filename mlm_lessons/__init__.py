@@ -84,7 +84,12 @@ from mlm_lessons.plots import (
 )
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
-from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
+from mlm_lessons.simulate import (
+    coverage_study,
+    efficiency_study,
+    icc_estimator_study,
+    simulate_two_level,
+)
 from mlm_lessons.threelevel import fit_three_level
 
 __version__ = "0.1.0"
@@ -123,6 +128,7 @@ __all__ = [
     "design_effect",
     "design_matrices",
     "effective_sample_size",
+    "efficiency_study",
     "fit_full_model",
     "fit_gee",
     "fit_glmm",
