@@ -386,6 +386,7 @@ class MixedFit(ResultDisplay):
                             f"{type(level).__name__}")
         return [self._design.term(level)]
 
+    @single_blas_thread
     def random_effects(self, level: str | None = None) -> pd.DataFrame:
         """Empirical Bayes (BLUP) estimates of the random effects, with conditional SEs.
 
@@ -503,6 +504,7 @@ class MixedFit(ResultDisplay):
 
     # --- refits and simulation ---------------------------------------------------------------
 
+    @single_blas_thread
     def refit(self, y=None, *, method: str | None = None) -> MixedFit:
         """The same model with another response and/or criterion.
 
@@ -551,6 +553,7 @@ class MixedFit(ResultDisplay):
             out[s] = y
         return out
 
+    @single_blas_thread
     def drop_groups(self, labels, *, level: str | None = None) -> MixedFit:
         """The same model refitted without the rows of some groups of ``level``."""
         if level is None:
