@@ -75,6 +75,7 @@ from mlm_lessons.plots import (
 )
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
+from mlm_lessons.sampling import sampling_study
 from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
 from mlm_lessons.threelevel import fit_three_level
 
@@ -153,6 +154,7 @@ __all__ = [
     "pre",
     "reliability",
     "residual_table",
+    "sampling_study",
     "simulate_from_fit",
     "simulate_two_level",
     "variable_levels",
