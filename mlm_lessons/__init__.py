@@ -75,6 +75,7 @@ from mlm_lessons.plots import (
 )
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
+from mlm_lessons.report import ModelTable, model_table
 from mlm_lessons.sampling import sampling_study
 from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
 from mlm_lessons.threelevel import fit_three_level
@@ -93,6 +94,7 @@ __all__ = [
     "MLMWarning",
     "MixedFit",
     "ModelMatrices",
+    "ModelTable",
     "DataFingerprint",
     "WaldResult",
     "add_group_mean",
@@ -136,6 +138,7 @@ __all__ = [
     "nesting",
     "marginal_loglik",
     "model_matrices",
+    "model_table",
     "parametric_bootstrap",
     "per_group_slopes",
     "plot_caterpillar",
