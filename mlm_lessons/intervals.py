@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from mlm_lessons._checks import MLMWarning, check_conf_level, check_count, check_seed
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = ["confint_variance"]
@@ -149,6 +150,7 @@ def _limit(f, d0, crit, start, stop, step):
     return stop
 
 
+@single_blas_thread
 def confint_variance(fit: MixedFit, *, method: str = "profile", conf_level: float = 0.95,
                      n_boot: int = 500, seed: int = 1) -> pd.DataFrame:
     r"""Confidence intervals of every standard deviation, correlation and sigma of a fit.
