@@ -163,6 +163,9 @@ class ModelTable:
     def __repr__(self) -> str:
         return f"ModelTable(models={self.models!r}, rows={len(self._rows())})"
 
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        p.text(repr(self) if cycle else str(self))
+
     def to_html(self) -> str:
         """The table as an HTML ``<table>`` (caption, header row, one body per section).
 
