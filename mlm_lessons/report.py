@@ -301,7 +301,6 @@ _FIT_LABELS = {
     "deviance": "Deviance (\u22122 log L)",
     "aic": "AIC",
     "bic": "BIC",
-    "n_obs": "Observations",
 }
 
 
@@ -313,6 +312,7 @@ def model_table(
     se: bool = True,
     stars: bool = False,
     random: str = "variance",
+    fit_statistics: Sequence[str] = ("estimation", "deviance", "aic", "bic"),
     labels: Mapping[str, str] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -336,6 +336,10 @@ def model_table(
     random : {"variance", "sd"}, default "variance"
         Report the random part as variances and covariances (the notation of the course,
         HLM and Stata) or as standard deviations and correlations (lme4's print).
+    fit_statistics : sequence of str, default ("estimation", "deviance", "aic", "bic")
+        The rows of the model-fit section, in this order: any of ``"estimation"`` (REML
+        or ML), ``"deviance"``, ``"aic"``, ``"bic"``; ``()`` leaves the section out (e.g.
+        for REML fits with different fixed parts, whose deviances do not compare).
     labels : dict of str to str, optional
         Printed names for terms: fixed effects by their name in ``fit.params``
         (``{"cses": "SES (centred in school)"}``), variance components by their key in
@@ -355,11 +359,11 @@ def model_table(
     ------
     TypeError
         If ``fits`` is not a dict, a value is not a :class:`~mlm_lessons.MixedFit`,
-        ``labels`` is not a dict of strings, ``notes`` not strings, or ``se`` / ``stars``
-        not True or False.
+        ``labels`` is not a dict of strings, ``notes`` or ``fit_statistics`` not strings,
+        or ``se`` / ``stars`` not True or False.
     ValueError
-        If ``fits`` is empty, ``digits`` or ``fit_digits`` is negative, ``random`` is
-        unknown, or a key of ``labels`` is in no model.
+        If ``fits`` is empty, ``digits`` or ``fit_digits`` is negative, ``random`` or a
+        fit statistic is unknown, or a key of ``labels`` is in no model.
 
     Notes
     -----
@@ -420,6 +424,16 @@ def model_table(
         raise TypeError("labels must be a dict of term -> printed name (strings)")
     if isinstance(notes, str) or not all(isinstance(n, str) for n in notes):
         raise TypeError("notes must be a list of strings, e.g. notes=['Data: HSB.']")
+    if isinstance(fit_statistics, str) or not all(isinstance(f, str) for f in fit_statistics):
+        raise TypeError("fit_statistics must be a list of names, e.g. ('deviance', 'aic')")
+    fit_statistics = tuple(fit_statistics)
+    known = ("estimation", "deviance", "aic", "bic")
+    if any(f not in known for f in fit_statistics) or len(set(fit_statistics)) != len(
+        fit_statistics
+    ):
+        raise ValueError(
+            f"fit_statistics must be distinct names from {known}, not {list(fit_statistics)}"
+        )
 
     records = []
 
@@ -444,10 +458,12 @@ def model_table(
             add(FIXED, r.term, r.term, name, r.estimate, r.std_error, r.p_value)
         for term, value in _variance_rows(fit, random):
             add(RANDOM, term, term, name, value)
-        add(FIT, "estimation", _FIT_LABELS["estimation"], name, text=fit.method)
-        add(FIT, "deviance", _FIT_LABELS["deviance"], name, -2 * fit.loglik)
-        add(FIT, "aic", "AIC", name, fit.aic)
-        add(FIT, "bic", "BIC", name, fit.bic)
+        values = {"deviance": -2 * fit.loglik, "aic": fit.aic, "bic": fit.bic}
+        for stat in fit_statistics:
+            if stat == "estimation":
+                add(FIT, stat, _FIT_LABELS[stat], name, text=fit.method)
+            else:
+                add(FIT, stat, _FIT_LABELS[stat], name, values[stat])
         add(SIZE, "n_obs", "Observations", name, fit.n_obs)
         for level, n in fit.ngroups.items():
             add(SIZE, f"groups: {level}", f"Groups: {level}", name, n)
@@ -476,7 +492,10 @@ def model_table(
     if stars:
         auto.append("* p < 0.05, ** p < 0.01, *** p < 0.001 (Wald z test).")
     methods = {f.method for f in fits.values()}
-    if methods == {"REML"}:
+    shows_deviance = bool({"deviance", "aic", "bic"} & set(fit_statistics))
+    if not shows_deviance:
+        pass
+    elif methods == {"REML"}:
         auto.append("Deviance: \u22122 times the REML log-likelihood.")
     elif methods == {"ML"}:
         auto.append("Deviance: \u22122 times the ML log-likelihood.")
@@ -486,13 +505,13 @@ def model_table(
             "REML and ML values are not comparable."
         )
     reml_fixed = {tuple(f.params.index) for f in fits.values() if f.method == "REML"}
-    if len(reml_fixed) > 1:
+    if shows_deviance and len(reml_fixed) > 1:
         auto.append(
             "REML deviances, AIC and BIC compare only models with the same fixed "
             "effects; refit by ML to compare fixed parts."
         )
     prints = [f.fingerprint for f in fits.values()]
-    if any(
+    if shows_deviance and any(
         p.n_obs != prints[0].n_obs or p.rows != prints[0].rows or p.outcome != prints[0].outcome
         for p in prints[1:]
     ):

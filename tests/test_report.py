@@ -139,6 +139,23 @@ def test_notes_say_what_the_numbers_can_compare(ladder, crossed):
     assert extra.notes[-1] == "Data: High School and Beyond."
 
 
+def test_fit_statistics_choose_the_fit_rows(ladder):
+    table = mlm.model_table(ladder, fit_statistics=("bic", "estimation"))
+    frame = table.to_frame()
+    assert list(frame.loc["Model fit"].index) == ["BIC", "Estimation"]
+    bare = mlm.model_table(ladder, fit_statistics=())
+    assert "Model fit" not in bare.to_frame().index.get_level_values(0)
+    # without deviances, no note about comparing them
+    assert bare.notes == ("Standard errors in parentheses.",)
+    assert r"\emph{Model fit}" not in bare.to_latex()
+    with pytest.raises(ValueError, match="fit_statistics must be distinct names"):
+        mlm.model_table(ladder, fit_statistics=("loglik",))
+    with pytest.raises(ValueError, match="fit_statistics must be distinct names"):
+        mlm.model_table(ladder, fit_statistics=("aic", "aic"))
+    with pytest.raises(TypeError, match="fit_statistics must be a list of names"):
+        mlm.model_table(ladder, fit_statistics="aic")
+
+
 def test_crossed_and_nested_factors_get_their_own_rows(crossed):
     table = mlm.model_table(crossed)
     frame = table.to_frame()
