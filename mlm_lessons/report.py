@@ -39,14 +39,21 @@ _LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
 }
-_UNICODE_LATEX = {"\u2212": "$-$", "\u03c3": r"$\sigma$", "\u00b2": r"$^2$", "\u2013": "--"}
+_UNICODE_LATEX = {
+    "\u2212": "$-$",
+    "\u00d7": r"$\times$",
+    "\u03c3": r"$\sigma$",
+    "\u03c4": r"$\tau$",
+    "\u00b2": r"$^2$",
+    "\u2013": "--",
+}
 
 
 def _latex_escape(text: str) -> str:
     out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
     for uni, tex in _UNICODE_LATEX.items():
         out = out.replace(uni, tex)
-    return out
+    return out.replace("$$", "")  # adjacent symbols share one math group
 
 
 @dataclass(frozen=True, eq=False)

@@ -225,7 +225,9 @@ def test_latex_compiles_with_xelatex(ladder, crossed, tmp_path):
     tables = [
         mlm.model_table(ladder, stars=True, title="The HSB ladder").to_latex(label="tab:hsb"),
         mlm.model_table(
-            crossed, random="sd", labels={"social_s": "Social mix_2 & 100% #1"}
+            crossed,
+            random="sd",
+            labels={"social_s": "Social mix_2 & 100% #1", "female": "Female × σ² − τ"},
         ).to_latex(),
     ]
     doc = "\n".join(
@@ -254,6 +256,7 @@ def test_latex_compiles_with_xelatex(ladder, crossed, tmp_path):
             ["pdftotext", str(tmp_path / "t.pdf"), "-"], capture_output=True, text=True
         ).stdout
         assert "Random slope" in text and "Social mix_2 & 100% #1" in text
+        assert "Female×σ2−τ" in text.replace(" ", "")  # symbols set in math mode
 
 
 def test_bad_input(ladder):
