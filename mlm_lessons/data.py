@@ -137,6 +137,24 @@ def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "age", "distance", "sex", "female"]]
 
 
+def _build_scotssec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["scotssec.csv"].rename(columns={"second": "secondary"})
+    out["primary"] = out["primary"].astype(str)
+    out["secondary"] = out["secondary"].astype(str)
+    out["pupil"] = [str(i) for i in range(1, len(out) + 1)]
+    out["female"] = (out["sex"] == "F").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"].map({"M": "Male", "F": "Female"}),
+                                categories=["Male", "Female"])
+    return out[["pupil", "primary", "secondary", "attain", "verbal", "social", "female", "sex"]]
+
+
+def _build_penicillin(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["penicillin.csv"].copy()
+    out["plate"] = out["plate"].astype(str)
+    out["sample"] = out["sample"].astype(str)
+    return out[["plate", "sample", "diameter"]]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -184,6 +202,23 @@ _DATASETS: dict[str, _Spec] = {
         "age",
         "subject",
         _build_orthodont,
+    ),
+    "scotssec": _Spec(
+        "Attainment at 16 of 3435 Scottish pupils from 148 primary and 19 secondary schools, "
+        "a cross-classification: pupils of one primary school go to several secondary "
+        "schools (Paterson 1991)",
+        ("scotssec.csv",),
+        "pupil",
+        "primary x secondary (crossed)",
+        _build_scotssec,
+    ),
+    "penicillin": _Spec(
+        "Diameter (mm) of the zone of inhibition of six penicillin samples, each tested on "
+        "each of 24 plates: a fully crossed design (Davies & Goldsmith 1972)",
+        ("penicillin.csv",),
+        "test",
+        "plate x sample (crossed)",
+        _build_penicillin,
     ),
 }
 
@@ -279,8 +314,10 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-        ``"contraception"`` or ``"orthodont"``. The codebook, with the source and
-        licence of each file, is ``mlm_lessons/datasets/README.md``.
+        ``"contraception"``, ``"orthodont"``, ``"scotssec"`` (crossed: pupils in primary
+        and secondary schools) or ``"penicillin"`` (fully crossed: plates and samples). The
+        codebook, with the source and licence of each file, is
+        ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------

@@ -393,6 +393,7 @@ class MixedFit(ResultDisplay):
                             f"{type(level).__name__}")
         return [self._design.term(level)]
 
+    @single_blas_thread
     def random_effects(self, level: str | None = None) -> pd.DataFrame:
         """Empirical Bayes (BLUP) estimates of the random effects, with conditional SEs.
 

@@ -18,6 +18,8 @@ SETS = {
     "mlmRev/egsingle": "egsingle.csv",
     "mlmRev/Contraception": "contraception.csv",
     "nlme/Orthodont": "orthodont.csv",
+    "mlmRev/ScotsSec": "scotssec.csv",
+    "lme4/Penicillin": "penicillin.csv",
 }
 
 
