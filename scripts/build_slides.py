@@ -272,7 +272,7 @@ class Renderer:
     def role(self, name: str, content: str) -> str:
         text, target = _explicit_target(content)
         if name == "glue:text" or name in ("glue", "glue:"):
-            return html.escape(self.glue_text(target))
+            return f'<span class="glue">{html.escape(self.glue_text(target))}</span>'
         if name == "glue:md":
             key = target.rsplit(":", 1)[0] if target.count(":") else target
             data = self._glue_data(key)
@@ -659,10 +659,7 @@ class DeckBuilder:
         self.add(
             Item(f'<div class="exercise">{question}</div>', _lines(question) + 0.6, "exercise")
         )
-        self.note(
-            f"<p>Exercise {number}: the solution is in the book and in the "
-            f"instructor's handout, never on a slide.</p>"
-        )
+        self.note(f"<p>Exercise {number}: its solution is in the book, never on a slide.</p>")
 
     def code(self, cell, tags: set[str], *, notes_only: bool) -> None:
         source = cell.source.strip()
@@ -822,9 +819,11 @@ TEMPLATE = """<!DOCTYPE html>
 <link rel="stylesheet" href="_static/deck.css">
 </head>
 <body>
-<main class="reveal">
+<main>
+<div class="reveal">
 <div class="slides">
 {sections}
+</div>
 </div>
 </main>
 <script src="_static/reveal.js/dist/reveal.js"></script>

@@ -58,7 +58,7 @@
    * becomes MathML, which the browser draws natively in the speaker view. */
   function notesToMathML() {
     const decode = document.createElement("textarea");
-    const pattern = /\\\((.+?)\\\)|\\\[([\s\S]+?)\\\]/g;
+    const pattern = /\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
     document.querySelectorAll(".reveal aside.notes").forEach(function (aside) {
       aside.innerHTML = aside.innerHTML.replace(pattern, function (match, inline, display) {
         decode.innerHTML = inline !== undefined ? inline : display;
