@@ -137,6 +137,22 @@ def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "age", "distance", "sex", "female"]]
 
 
+def _build_exam(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = _snake(raw["exam.csv"])
+    out["school"] = out["school"].astype(str)
+    out["student"] = out["student"].astype(str)
+    out["girl"] = (out["sex"] == "F").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"], categories=["M", "F"])
+    bands = ["bottom 25%", "mid 50%", "top 25%"]
+    out["intake"] = pd.Categorical(out["intake"], categories=bands)
+    out["vr"] = pd.Categorical(out["vr"], categories=bands)
+    out["schgend"] = pd.Categorical(out["schgend"], categories=["mixed", "boys", "girls"])
+    out["type"] = pd.Categorical(out["type"], categories=["Mxd", "Sngl"])
+    cols = ["school", "student", "normexam", "standlrt", "sex", "girl", "intake", "schavg",
+            "vr", "schgend", "type"]
+    return out[cols]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -184,6 +200,14 @@ _DATASETS: dict[str, _Spec] = {
         "age",
         "subject",
         _build_orthodont,
+    ),
+    "exam": _Spec(
+        "Exam scores (normexam) of 4059 students in 65 inner-London schools, with their "
+        "reading test score at intake (Goldstein et al. 1993); the capstone project's data",
+        ("exam.csv",),
+        "student",
+        "school",
+        _build_exam,
     ),
 }
 
@@ -279,7 +303,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-        ``"contraception"`` or ``"orthodont"``. The codebook, with the source and
+        ``"contraception"``, ``"orthodont"`` or ``"exam"``. The codebook, with the source and
         licence of each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
