@@ -17,7 +17,7 @@ export PYTHONHASHSEED := 0
 unexport MPLBACKEND
 
 .PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe \
-	slides vendor-reveal
+	slides vendor-reveal instructor
 
 env: $(STAMP)
 
@@ -41,9 +41,9 @@ test: env
 	$(BIN)/ruff check .
 	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# nbval of the chapters alone; .ci/run runs it a second time under another OpenBLAS kernel
+# nbval of the chapters (and the capstone solution) alone; .ci/run runs it a second time under another OpenBLAS kernel
 nbval: env
-	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book instructor
 
 # the release files: sdist and wheel in dist/, checked as PyPI would check them
 dist: env
@@ -110,6 +110,10 @@ vendor-reveal:
 # one reveal.js deck per chapter, from the notebooks' stored outputs, into _build/slides/
 slides: env
 	$(BIN)/python scripts/build_slides.py
+
+# the instructor's kit (the capstone solution), a book of its own: _build/instructor/
+instructor: env
+	$(BIN)/jupyter-book build instructor -W --keep-going --path-output _build/instructor
 
 clean:
 	rm -rf _build dist .pytest_cache .hypothesis .ruff_cache mlm_lessons.egg-info
