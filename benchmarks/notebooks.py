@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.writer(f)
         writer.writerow(["chapter", "title", "notebook", "cells (s)", "with kernel start (s)"])
         writer.writerows(rows)
-        writer.writerow(["", "all chapters", "", f"{total_cells:.1f}", f"{total:.1f}"])
+        writer.writerow(["", "all notebooks", "", f"{total_cells:.1f}", f"{total:.1f}"])
     with open(args.out / "notebooks-machine.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["measured on", "value"])
