@@ -11,6 +11,9 @@ folder can be copied to a USB stick and opened anywhere.
 
 How a notebook becomes slides (CONTRIBUTING.md, "Slides", says the same for authors):
 
+Every notebook of a numbered part of ``_toc.yml`` (a chapter) gets a deck; the notebooks of
+the unnumbered parts (the capstone brief and template) do not.
+
 - ``# Title``: the title slide; "What you'll need" goes into its speaker notes and
   "What you'll learn" becomes the second slide.
 - ``## Section`` starts a slide titled by the section, ``### Subsection`` a slide titled by
@@ -106,6 +109,11 @@ class BookIndex:
     exercises: dict[str, str]  # label -> "6.1"
     citations: dict[str, tuple[str, str]]  # key -> (authors, year)
     pages: dict[str, str] = field(default_factory=dict)  # stem of every toc page -> title
+
+    @property
+    def decks(self) -> list[Chapter]:
+        """The chapters that get a deck: the notebooks of the numbered parts."""
+        return [chapter for chapter in self.chapters if chapter.number]
 
     def chapter(self, docname: str) -> Chapter:
         for chapter in self.chapters:
@@ -302,7 +310,7 @@ class Renderer:
             if stem not in self.index.pages:
                 raise SlideError(f"{self.chapter.stem}: {{doc}} names no page: {target!r}")
             label = self.inline(text or self.index.pages[stem])
-            if any(c.stem == stem for c in self.index.chapters):
+            if any(c.stem == stem for c in self.index.decks):
                 return f'<a href="{stem}.html">{label}</a>'
             return f"<em>{label}</em>"  # a page of the book without a deck
         if name.startswith("cite"):
@@ -693,7 +701,7 @@ class DeckBuilder:
     def output(self, out) -> tuple[str, float] | None:
         if out.get("output_type") == "stream":
             text = out.get("text", "")
-            if out.get("name") == "stderr" or text.count("\n") > MAX_TEXT_LINES:
+            if out.get("name") == "stderr" or text.count("\n") >= MAX_TEXT_LINES:
                 return None
             return (
                 f'<pre class="output">{html.escape(text.rstrip())}</pre>',
@@ -925,7 +933,7 @@ def build(root: Path = ROOT, out: Path = OUT, only: list[Path] | None = None) ->
     copy_static(out)
     wanted = {p.resolve() for p in only} if only else None
     counts, decks = {}, []
-    for chapter in index.chapters:
+    for chapter in index.decks:
         if wanted is not None and chapter.path.resolve() not in wanted:
             continue
         n = build_deck(index, chapter, out)

@@ -51,7 +51,8 @@ def _without_notes(section: str) -> str:
 def test_every_chapter_has_a_deck_and_the_index_lists_it(decks):
     toc = read_toc(ROOT)
     index_page = (decks / "index.html").read_text()
-    for page in toc.notebooks:
+    numbered = [page for part in toc.parts if part.numbered for page in part.pages]
+    for page in (p for p in numbered if p.is_notebook):
         deck = decks / f"{page.path.stem}.html"
         assert deck.is_file(), f"no deck for {page.path.name}"
         sections = _sections(deck.read_text())
@@ -61,7 +62,7 @@ def test_every_chapter_has_a_deck_and_the_index_lists_it(decks):
 
 
 def test_deck_anatomy(decks, index):
-    for chapter in index.chapters:
+    for chapter in index.decks:
         sections = _sections((decks / f"{chapter.stem}.html").read_text())
         kinds = [re.search(r'data-slide-kind="(\w+)"', s).group(1) for s in sections]
         assert kinds[0] == "title", chapter.stem
@@ -96,7 +97,7 @@ def _solution_free(nb) -> tuple[list[str], list[nbformat.NotebookNode]]:
 
 
 def test_equations_carry_the_book_numbers(decks, index):
-    for chapter in index.chapters:
+    for chapter in index.decks:
         deck = (decks / f"{chapter.stem}.html").read_text()
         slides = "".join(_without_notes(s) for s in _sections(deck))
         labels, _ = _solution_free(nbformat.read(chapter.path, as_version=4))
@@ -116,7 +117,7 @@ def test_book_numbering_of_chapter_6(index):
 
 def test_no_solution_on_a_slide_or_in_the_notes(decks, index):
     checked = 0
-    for chapter in index.chapters:
+    for chapter in index.decks:
         deck = html.unescape((decks / f"{chapter.stem}.html").read_text())
         _, solution_code = _solution_free(nbformat.read(chapter.path, as_version=4))
         for cell in solution_code:
@@ -137,13 +138,13 @@ def test_glued_numbers_are_the_stored_outputs(decks, index):
     stored = chapter.glue["ch06-icc"]["text/plain"]
     assert format_plain_text(stored, ".3f") in glued
     assert len(glued) >= 10
-    for chapter in index.chapters:
+    for chapter in index.decks:
         deck = (decks / f"{chapter.stem}.html").read_text()
         assert "{glue" not in deck and "{eq}" not in deck and "{numref}" not in deck
 
 
 def test_figures_are_files_with_alt_text(decks, index):
-    for chapter in index.chapters:
+    for chapter in index.decks:
         deck = (decks / f"{chapter.stem}.html").read_text()
         for src, alt in re.findall(r'<img src="([^"]+)" alt="([^"]*)"', deck):
             assert (decks / src).is_file(), src

@@ -111,7 +111,7 @@ SLIDE_STATE = """() => [...document.querySelectorAll('.reveal .slides > section'
 
 
 def _deck_names() -> list[str]:
-    return [chapter.stem for chapter in bs.build_index(ROOT).chapters]
+    return [chapter.stem for chapter in bs.build_index(ROOT).decks]
 
 
 @pytest.mark.parametrize("stem", _deck_names())
@@ -230,7 +230,7 @@ def test_every_glued_number_on_the_slides_is_on_the_book_page(decks, site):  # n
 def test_equation_and_figure_numbers_match_the_book(site):  # noqa: F811
     index = bs.build_index(ROOT)
     checked = 0
-    for chapter in index.chapters:
+    for chapter in index.decks:
         page = (site / "book" / f"{chapter.stem}.html").read_text(encoding="utf-8")
         labels = {k.lower(): v for k, v in index.equations.items()}
         for label, number in re.findall(
