@@ -16,7 +16,8 @@ export PYTHONHASHSEED := 0
 # figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
 unexport MPLBACKEND
 
-.PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe
+.PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe \
+	slides vendor-reveal instructor
 
 env: $(STAMP)
 
@@ -40,9 +41,9 @@ test: env
 	$(BIN)/ruff check .
 	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# nbval of the chapters alone; .ci/run runs it a second time under another OpenBLAS kernel
+# nbval of the chapters (and the capstone solution) alone; .ci/run runs it a second time under another OpenBLAS kernel
 nbval: env
-	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book instructor
 
 # the release files: sdist and wheel in dist/, checked as PyPI would check them
 dist: env
@@ -88,6 +89,31 @@ vendor-axe:
 		&& cp package/LICENSE-3RD-PARTY.txt "$(CURDIR)/tests/vendor/axe-core-LICENSE-3RD-PARTY.txt" \
 		&& rm -rf "$$tmp"
 	sha256sum tests/vendor/axe.min.js
+
+# reveal.js, the slide framework of `make slides`, is vendored in slides/vendor/reveal.js/
+# (only the files the decks load, with its licence); this target fetched it from npm.
+REVEAL_VERSION := 6.0.2
+REVEAL_FILES := dist/reveal.js dist/reveal.css dist/reset.css dist/theme/white.css \
+	dist/plugin/notes.js LICENSE
+vendor-reveal:
+	@command -v npm >/dev/null || { echo "error: npm not found (Debian: apt-get install npm)"; exit 1; }
+	rm -rf slides/vendor/reveal.js && mkdir -p slides/vendor/reveal.js
+	tmp=$$(mktemp -d) && cd "$$tmp" && npm pack --silent reveal.js@$(REVEAL_VERSION) >/dev/null \
+		&& tar xzf reveal.js-$(REVEAL_VERSION).tgz \
+		&& for f in $(REVEAL_FILES); do mkdir -p "$(CURDIR)/slides/vendor/reveal.js/$$(dirname $$f)" \
+			&& cp "package/$$f" "$(CURDIR)/slides/vendor/reveal.js/$$f"; done \
+		&& printf 'reveal.js %s, from the npm package reveal.js@%s (make vendor-reveal).\nLicence: MIT (LICENSE in this folder).\n' \
+			$(REVEAL_VERSION) $(REVEAL_VERSION) > "$(CURDIR)/slides/vendor/reveal.js/VERSION.txt" \
+		&& rm -rf "$$tmp"
+	cd slides/vendor/reveal.js && sha256sum $(REVEAL_FILES)
+
+# one reveal.js deck per chapter, from the notebooks' stored outputs, into _build/slides/
+slides: env
+	$(BIN)/python scripts/build_slides.py
+
+# the instructor's kit (the capstone solution), a book of its own: _build/instructor/
+instructor: env
+	$(BIN)/jupyter-book build instructor -W --keep-going --path-output _build/instructor
 
 clean:
 	rm -rf _build dist .pytest_cache .hypothesis .ruff_cache mlm_lessons.egg-info

@@ -155,6 +155,22 @@ def _build_penicillin(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["plate", "sample", "diameter"]]
 
 
+def _build_exam(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = _snake(raw["exam.csv"])
+    out["school"] = out["school"].astype(str)
+    out["student"] = out["student"].astype(str)
+    out["girl"] = (out["sex"] == "F").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"], categories=["M", "F"])
+    bands = ["bottom 25%", "mid 50%", "top 25%"]
+    out["intake"] = pd.Categorical(out["intake"], categories=bands)
+    out["vr"] = pd.Categorical(out["vr"], categories=bands)
+    out["schgend"] = pd.Categorical(out["schgend"], categories=["mixed", "boys", "girls"])
+    out["type"] = pd.Categorical(out["type"], categories=["Mxd", "Sngl"])
+    cols = ["school", "student", "normexam", "standlrt", "sex", "girl", "intake", "schavg",
+            "vr", "schgend", "type"]
+    return out[cols]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -219,6 +235,14 @@ _DATASETS: dict[str, _Spec] = {
         "test",
         "plate x sample (crossed)",
         _build_penicillin,
+    ),
+    "exam": _Spec(
+        "Exam scores (normexam) of 4059 students in 65 inner-London schools, with their "
+        "reading test score at intake (Goldstein et al. 1993); the capstone project's data",
+        ("exam.csv",),
+        "student",
+        "school",
+        _build_exam,
     ),
 }
 
@@ -315,9 +339,9 @@ def load_dataset(name: str) -> pd.DataFrame:
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
         ``"contraception"``, ``"orthodont"``, ``"scotssec"`` (crossed: pupils in primary
-        and secondary schools) or ``"penicillin"`` (fully crossed: plates and samples). The
-        codebook, with the source and licence of each file, is
-        ``mlm_lessons/datasets/README.md``.
+        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples) or
+        ``"exam"`` (the capstone project's data). The codebook, with the source and licence
+        of each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------
