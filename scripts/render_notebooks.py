@@ -232,10 +232,11 @@ def setup_cell_source(repository: str, branch: str, files: list[str]) -> str:
     ]
     repo = repository.strip().rstrip("/")
     if not repo:
-        lines.append(
-            '    raise ImportError("mlm_lessons is not installed: run this notebook in the '
-            "course's environment (make env, then make lab)\") from None"
-        )
+        lines += [
+            "    raise ImportError(",
+            '        "mlm_lessons is missing: in the course folder run make env, then make lab"',
+            "    ) from None",
+        ]
         return "\n".join(lines)
     if repo.endswith(".git"):
         repo = repo[: -len(".git")]

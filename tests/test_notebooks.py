@@ -222,6 +222,11 @@ def test_setup_cell_comes_first_and_installs_from_the_repository(mini):
     # without a repository URL it says what to do instead of installing
     bare = rn.setup_cell_source("", "main", [])
     assert "%pip" not in bare and "make env" in bare
+    # both are valid IPython (the %pip magic included)
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    for source in (setup, bare):
+        compile(TransformerManager().transform_cell(source), "<setup>", "exec")
 
 
 def test_the_input_notebook_is_not_modified(mini):
