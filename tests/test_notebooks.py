@@ -416,3 +416,31 @@ def test_the_offline_guard_blocks_the_network(tmp_path):
     _write_nb(path, [code("import socket\nsocket.create_connection(('192.0.2.1', 80), 1)")])
     failure = _execute(path)
     assert failure and "tried to reach the network" in failure
+
+
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        ([md("```{solution-start} b-ex1\n```"), code("x = 1")], "without a {solution-end}"),
+        ([code("x = 1"), md("```{solution-end}\n```")], "without a {solution-start}"),
+        ([md("```{solution} a-eq\nNo.\n```")], "solution of 'a-eq', which is no exercise"),
+    ],
+)
+def test_unbalanced_solution_markup_is_an_error(mini, cells, message):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    with pytest.raises(rn.RenderError, match=re.escape(message)):
+        rn.render_notebook(nb, br.BookRefs(mini), "book/a")
+
+
+def test_solution_fences_of_any_length_and_kind(mini):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        md("````{solution} b-ex1\nUse\n```python\nsecret = 42\n```\n````\n\nKept."),
+        md(":::{solution} b-ex2\n:class: dropdown\nhidden answer\n:::\n"),
+        md("Before.\n\n```{solution-start} b-ex1\n```\nhidden\n```{solution-end}\n```\nAfter."),
+    ]
+    student, _ = rn.render_notebook(nb, br.BookRefs(mini), "book/a", solutions=False)
+    assert [c.source for c in student.cells] == ["Kept.", "Before.", "After."]
+    full, _ = rn.render_notebook(nb, br.BookRefs(mini), "book/a")
+    assert "secret = 42" in full.cells[0].source and "hidden answer" in full.cells[2].source
