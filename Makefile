@@ -6,21 +6,31 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# wheels of the package's dependencies and ipykernel, at the lock's versions, from which
+# tests/test_packaging.py installs the built wheel into a fresh environment offline
+WHEELHOUSE := $(VENV)/wheelhouse
+# cffconvert (validates CITATION.cff) pins a jsonschema older than Jupyter's: own environment
+CFFCONVERT := $(VENV)/cffconvert
 export PYTHONHASHSEED := 0
 # No MPLBACKEND: notebook kernels must use the inline backend, or plt.show() stores no
 # figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
 unexport MPLBACKEND
 
-.PHONY: env book test lint format lab clean bench handouts student notebooks
+.PHONY: env book test nbval lint format lab clean bench handouts student notebooks dist vendor-axe
 
 env: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-cffconvert.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlm-course)" >/dev/null
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary :all: \
+		--no-build-isolation -c requirements.lock --dest $(WHEELHOUSE) . ipykernel
+	test -x $(CFFCONVERT)/bin/python || $(PYTHON) -m venv $(CFFCONVERT)
+	$(CFFCONVERT)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-cffconvert.lock
 	touch $(STAMP)
 
 book: env
@@ -29,6 +39,17 @@ book: env
 test: env
 	$(BIN)/ruff check .
 	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# nbval of the chapters alone; .ci/run runs it a second time under another OpenBLAS kernel
+nbval: env
+	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+
+# the release files: sdist and wheel in dist/, checked as PyPI would check them
+dist: env
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/check-wheel-contents dist/*.whl
 
 lint: env
 	$(BIN)/ruff check .
@@ -70,6 +91,19 @@ notebooks: env
 bench: env
 	$(BIN)/python benchmarks/run.py
 
+# axe-core, the accessibility engine of tests/test_browser.py, is vendored in tests/vendor/
+# (a test file, never part of the site); this target fetched it from the npm registry.
+AXE_VERSION := 4.14.1
+vendor-axe:
+	@command -v npm >/dev/null || { echo "error: npm not found (Debian: apt-get install npm)"; exit 1; }
+	tmp=$$(mktemp -d) && cd "$$tmp" && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar xzf axe-core-$(AXE_VERSION).tgz \
+		&& cp package/axe.min.js "$(CURDIR)/tests/vendor/axe.min.js" \
+		&& cp package/LICENSE "$(CURDIR)/tests/vendor/axe-core-LICENSE.txt" \
+		&& cp package/LICENSE-3RD-PARTY.txt "$(CURDIR)/tests/vendor/axe-core-LICENSE-3RD-PARTY.txt" \
+		&& rm -rf "$$tmp"
+	sha256sum tests/vendor/axe.min.js
+
 clean:
-	rm -rf _build .pytest_cache .hypothesis .ruff_cache
+	rm -rf _build dist .pytest_cache .hypothesis .ruff_cache mlm_lessons.egg-info
 	find . -name __pycache__ -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -2,7 +2,7 @@
 # Rscript benchmarks/lme4_timing.R  (from the repository root; prints JSON)
 suppressMessages(library(lme4))
 reps <- as.integer(Sys.getenv("REPS", "20"))
-stu <- read.csv("data/hsb_students.csv"); sch <- read.csv("data/hsb_schools.csv")
+stu <- read.csv("mlm_lessons/datasets/hsb_students.csv"); sch <- read.csv("mlm_lessons/datasets/hsb_schools.csv")
 stu$MEANSES <- NULL
 hsb <- merge(stu, sch, by = "School", sort = FALSE)
 names(hsb) <- tolower(names(hsb))

@@ -14,7 +14,7 @@ from mlm_lessons.bootstrap import (
 )
 from mlm_lessons.centering import plot_within_between, within_between
 from mlm_lessons.compare import compare_approaches, per_group_slopes
-from mlm_lessons.data import data_dir, list_datasets, load_dataset
+from mlm_lessons.data import data_dir, list_datasets, load_dataset, load_reference
 from mlm_lessons.describe import cluster_sizes, describe_levels, variable_levels
 from mlm_lessons.diagnostics import (
     GroupInfluence,
@@ -40,9 +40,11 @@ from mlm_lessons.inference import (
     WaldResult,
     compare_models,
     lrt,
+    nesting,
     pre,
     wald_test,
 )
+from mlm_lessons.intervals import confint_variance
 from mlm_lessons.matrices import (
     GLSResult,
     design_matrices,
@@ -52,7 +54,9 @@ from mlm_lessons.matrices import (
     model_matrices,
 )
 from mlm_lessons.models import (
+    DataFingerprint,
     MixedFit,
+    ModelMatrices,
     fit_full_model,
     fit_mixed,
     fit_null,
@@ -72,7 +76,7 @@ from mlm_lessons.plots import (
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
 from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
-from mlm_lessons.threelevel import ThreeLevelFit, fit_three_level
+from mlm_lessons.threelevel import fit_three_level
 
 __version__ = "0.1.0"
 
@@ -87,7 +91,8 @@ __all__ = [
     "LogisticMixedFit",
     "MLMWarning",
     "MixedFit",
-    "ThreeLevelFit",
+    "ModelMatrices",
+    "DataFingerprint",
     "WaldResult",
     "add_group_mean",
     "attenuation_factor",
@@ -98,6 +103,7 @@ __all__ = [
     "compare_models",
     "compare_with_published",
     "compare_with_statsmodels",
+    "confint_variance",
     "coverage_study",
     "data_dir",
     "describe_levels",
@@ -123,8 +129,10 @@ __all__ = [
     "influence_groups",
     "list_datasets",
     "load_dataset",
+    "load_reference",
     "loglik_at",
     "lrt",
+    "nesting",
     "marginal_loglik",
     "model_matrices",
     "parametric_bootstrap",

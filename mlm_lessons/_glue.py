@@ -3,14 +3,14 @@
 The same output format as ``myst_nb.glue`` (myst-nb 1.x), without importing myst-nb: its
 import pulls in nbformat and jsonschema, which cost about a second of every notebook's run
 for nothing a reader sees. ``tests/test_glue.py`` checks the two produce identical output.
+
+IPython is imported only when :func:`glue` runs (in a Jupyter kernel, where it is always
+present), so ``import mlm_lessons`` works without it: it is no dependency of the package.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from IPython.core.formatters import format_display_data
-from IPython.display import display as ipy_display
 
 __all__ = ["glue"]
 
@@ -29,11 +29,25 @@ def glue(name: str, variable: Any, display: bool = True) -> None:
     display : bool, default True
         Also show the value in the notebook.
 
+    Raises
+    ------
+    ImportError
+        If IPython is not installed: ``glue`` stores a value in a Jupyter notebook's output
+        and needs the kernel's IPython.
+
     Notes
     -----
     Round floats before gluing (``round(x, 4)``) so that the stored output is the same on
     every machine; format them in the prose (``{glue:text}`name:.2f```).
     """
+    try:
+        from IPython.core.formatters import format_display_data
+        from IPython.display import display as ipy_display
+    except ImportError as exc:
+        raise ImportError(
+            "mlm_lessons.glue stores a value in a Jupyter notebook's output and needs IPython; "
+            "run it in a Jupyter kernel (pip install ipykernel)"
+        ) from exc
     mimebundle, metadata = format_display_data(variable)
     mime_prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = dict(name=name, mime_prefix=mime_prefix)

@@ -8,23 +8,24 @@ distribution of the refitted estimates or statistics stands in for their samplin
 distribution, without the large-sample approximations that fail at the boundary of the
 parameter space or with few groups.
 
-Refits reuse the fitted model's design matrices and the same deviance as
-:func:`mlm_lessons.fit_mixed` (profiled over the fixed effects and sigma2), started from
-the fitted estimates, so that one refit takes a few milliseconds.
+Every refit is :meth:`MixedFit.refit` (the fitted model's design with a new outcome, the
+same engine and convergence rule as :func:`mlm_lessons.fit_mixed`, started at the fitted
+estimates), as in MixedModels.jl's ``parametricbootstrap``: simulate, refit, repeat.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-from mlm_lessons import _lmm
-from mlm_lessons._checks import check_method
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons._checks import MLMWarning, check_count, check_method, check_seed
+from mlm_lessons._display import ResultDisplay
+from mlm_lessons.inference import nesting
+from mlm_lessons.models import MixedFit, _check_mixed_fit, embed_theta
 
 __all__ = [
     "BootstrapLRTResult",
@@ -41,19 +42,7 @@ def _check_fit(fit: object, name: str = "fit") -> MixedFit:
     return _check_mixed_fit(fit, "from mlm_lessons (e.g. mlm.fit_mixed(...))", name)
 
 
-def _check_count(value: object, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
-
-
 # --- simulation ------------------------------------------------------------------------------
-
-
-def _tau_factor(T: np.ndarray) -> np.ndarray:
-    """A matrix A with A A' = T, valid also when T is singular (a boundary estimate)."""
-    w, V = np.linalg.eigh((T + T.T) / 2)
-    return V * np.sqrt(np.clip(w, 0.0, None))
 
 
 def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
@@ -77,17 +66,18 @@ def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
     Raises
     ------
     TypeError
-        If ``fit`` is not a :class:`~mlm_lessons.MixedFit`.
+        If ``fit`` is not a :class:`~mlm_lessons.MixedFit`, or ``n_sims`` or ``seed`` is
+        not an integer.
     ValueError
-        If ``n_sims`` is not a positive integer.
+        If ``n_sims`` is not positive or ``seed`` is negative.
 
     Notes
     -----
-    For group :math:`j`, :math:`y^*_j = X_j\hat\gamma + Z_j u^*_j + \varepsilon^*_j` with
-    :math:`u^*_j \sim N(0, \hat T)` and :math:`\varepsilon^*_j \sim N(0, \hat\sigma^2 I)`,
-    all independent: the model's assumptions, with its estimates as the truth. The random
-    effects of all replicates are drawn first, then the residuals. A singular
-    :math:`\hat T` (a variance estimated at zero) is allowed.
+    :meth:`MixedFit.simulate`: for every grouping factor and group,
+    :math:`u^*_j \sim N(0, \hat T)`, and :math:`\varepsilon^* \sim N(0, \hat\sigma^2 I)`,
+    all independent, added to :math:`X\hat\gamma`: the model's assumptions, with its
+    estimates as the truth. A singular :math:`\hat T` (a variance estimated at zero) is
+    allowed.
 
     Validated in ``tests/test_bootstrap.py``: the mean and the within-group covariance of
     the draws match :math:`X\hat\gamma` and :math:`Z_j \hat T Z_j' + \hat\sigma^2 I`, and
@@ -102,110 +92,18 @@ def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
     (3, 7185)
     """
     _check_fit(fit)
-    n_sims = _check_count(n_sims, "n_sims")
-    d, sol = fit._design, fit._solution
-    rng = np.random.default_rng(seed)
-    A = _tau_factor(fit.tau.to_numpy())
-    J, q = fit.n_groups, A.shape[0]
-    u = rng.standard_normal((n_sims, J, q)) @ A.T
-    e = rng.standard_normal((n_sims, fit.n_obs)) * np.sqrt(fit.sigma2)
-    mean = d.X @ sol.beta if d.X.shape[1] else np.zeros(fit.n_obs)
-    return mean + np.einsum("iq,siq->si", d.Z, u[:, d.codes, :]) + e
+    return fit.simulate(n_sims, seed=seed)
 
 
-# --- fast refits -----------------------------------------------------------------------------
-
-
-class _Refitter:
-    """Refit one model's design to new outcome vectors (the y-free cross-products are kept)."""
-
-    def __init__(self, fit: MixedFit, method: str):
-        d = fit._design
-        self.X, self.Z, self.codes = d.X, d.Z, d.codes
-        self.reml = method == "REML"
-        self.diagonal = fit.diagonal
-        self.q = self.Z.shape[1]
-        self.J = fit.n_groups
-        self.base = _lmm.sufficient_stats(d.y, d.X, d.Z, d.codes)
-        self.bounds = _lmm.lower_bounds(self.q, self.diagonal)
-
-    def stats(self, y: np.ndarray) -> _lmm.Stats:
-        Zty = np.stack(
-            [np.bincount(self.codes, self.Z[:, a] * y, minlength=self.J) for a in range(self.q)],
-            axis=1,
-        )
-        return dataclasses.replace(
-            self.base, Zty=Zty, Xty=self.X.T @ y, yty=float(y @ y)
-        )
-
-    def fit(
-        self, y: np.ndarray, starts: list[np.ndarray], points: tuple = ()
-    ) -> _lmm.Solution | None:
-        """The (RE)ML solution for outcome ``y``, or None when no finite optimum is found.
-
-        ``starts`` are starting values of the optimizer; ``points`` are candidates that are
-        only evaluated (the best of all wins). The deviance has a zero derivative where a
-        standard deviation is zero, so a start must not put one exactly at zero: use
-        :func:`_off_boundary`.
-        """
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            return self._fit(y, starts, points)
-
-    def _fit(self, y, starts, points) -> _lmm.Solution | None:
-        st = self.stats(y)
-
-        def f(t):
-            return _lmm.deviance(np.atleast_1d(t), st, self.reml, self.diagonal)
-
-        cands = []
-        if len(starts[0]) == 1:
-            top = 10.0 * max(1.0, max(float(s[0]) for s in starts))
-            res = optimize.minimize_scalar(
-                lambda t: f([t]), bounds=(0.0, top), method="bounded", options={"xatol": 1e-7}
-            )
-            cands += [(np.array([res.x]), res.fun), (np.array([0.0]), f([0.0]))]
-            if res.x > 0.99 * top:  # the optimum may lie beyond the bracket
-                cands.append(self._robust(st, starts[0]))
-        else:
-            # SLSQP rather than L-BFGS-B: the same optimum in these refits, and it does not
-            # slow down when BLAS threads compete for a busy CPU (L-BFGS-B's setulb can
-            # then take milliseconds per iteration, and a bootstrap calls it thousands of
-            # times).
-            for s in starts:
-                res = optimize.minimize(
-                    f, s, method="SLSQP", bounds=self.bounds, jac="2-point",
-                    options={"ftol": 1e-10, "maxiter": 500},
-                )
-                cands.append((res.x, res.fun))
-        cands += [(np.asarray(p, dtype=float), f(p)) for p in points]
-        theta, dev = min(cands, key=lambda c: c[1])
-        if not np.isfinite(dev):
-            theta, dev = self._robust(st, starts[0])
-            if not np.isfinite(dev):
-                return None
-        return _lmm.solve(theta, st, self.reml, self.diagonal)
-
-    def _robust(self, st, start):
-        opt = _lmm.optimize_theta(st, start, self.reml, self.diagonal)
-        return opt.theta, opt.deviance
-
-
-def _theta(fit: MixedFit) -> np.ndarray:
-    return _off_boundary(_lmm.theta_from_lambda(fit._solution.lam, fit.diagonal), fit)
-
-
-def _off_boundary(theta: np.ndarray, fit: MixedFit, floor: float = 0.1) -> np.ndarray:
-    """Move zero diagonal elements of Lambda (relative SDs) to ``floor`` for a start."""
-    q = fit.tau.shape[0]
-    theta = np.array(theta, dtype=float)
-    diag = (
-        np.arange(q)
-        if fit.diagonal
-        else np.array([k for k, (i, j) in enumerate(
-            (i, j) for j in range(q) for i in range(j, q)) if i == j])
-    )
-    theta[diag] = np.maximum(theta[diag], floor)
-    return theta
+def _quiet_refit(fit: MixedFit, y, method: str):
+    """``fit.refit(y, method=...)`` with its warnings counted rather than shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MLMWarning)
+        try:
+            new = fit.refit(y, method=method)
+        except ValueError:
+            return None, caught
+    return new, caught
 
 
 def parametric_bootstrap(
@@ -273,32 +171,29 @@ def parametric_bootstrap(
     (20, 0)
     """
     _check_fit(fit)
-    n_boot = _check_count(n_boot, "n_boot")
+    n_boot = check_count(n_boot, "n_boot")
     method = check_method(fit.method if method is None else method)
-    ys = simulate_from_fit(fit, n_sims=n_boot, seed=seed)
-    refitter = _Refitter(fit, method)
-    start = [_theta(fit)]
-    vc_names = list(fit.variance_components().index)
+    ys = fit.simulate(n_boot, seed=seed)
+    vc = fit.variance_components()
+    vc_names = list(vc.index)
     fixed_names = list(fit.params.index)
-    q = refitter.q
-    pairs = [(i, i) for i in range(q)]
-    if not fit.diagonal:
-        pairs += [(i, j) for i in range(q) for j in range(i + 1, q)]
     rows = []
+    n_singular = n_unconverged = 0
     for y in ys:
-        sol = refitter.fit(y, start)
-        if sol is None:
+        new, caught = _quiet_refit(fit, y, method)
+        if new is None or not np.isfinite(new.loglik):
             rows.append([np.nan] * (len(fixed_names) + len(vc_names) + 1))
             continue
-        T = sol.sigma2 * sol.lam @ sol.lam.T
-        rows.append(
-            [*sol.beta, *(T[i, j] for i, j in pairs), sol.sigma2, -sol.deviance / 2]
-        )
+        n_singular += new.singular
+        n_unconverged += not new.converged
+        rows.append([*new.params.to_numpy(), *new.variance_components()["estimate"],
+                     new.loglik])
     out = pd.DataFrame(rows, columns=[*fixed_names, *vc_names, "loglik"], dtype=float)
     out.insert(0, "replicate", np.arange(n_boot))
-    vc = fit.variance_components()["estimate"]
-    out.attrs["truth"] = {**fit.params.to_dict(), **vc.to_dict()}
+    out.attrs["truth"] = {**fit.params.to_dict(), **vc["estimate"].to_dict()}
     out.attrs["n_failed"] = int(out["loglik"].isna().sum())
+    out.attrs["n_singular"] = int(n_singular)
+    out.attrs["n_unconverged"] = int(n_unconverged)
     return out
 
 
@@ -306,7 +201,7 @@ def parametric_bootstrap(
 
 
 @dataclass(frozen=True, eq=False)
-class BootstrapLRTResult:
+class BootstrapLRTResult(ResultDisplay):
     """A likelihood-ratio test with a parametric-bootstrap p-value.
 
     Attributes
@@ -338,42 +233,6 @@ class BootstrapLRTResult:
     n_failed: int
     method: str
     refitted: bool
-
-
-def _nesting(reduced: MixedFit, full: MixedFit) -> list[int]:
-    """Check that ``reduced`` is nested in ``full``; positions of its random terms in full."""
-    if reduced.group != full.group:
-        raise ValueError(
-            f"the models use different groups ({reduced.group!r} and {full.group!r}); "
-            f"a likelihood-ratio test needs the same grouping"
-        )
-    same_rows = reduced.n_obs == full.n_obs and reduced._data.index.equals(full._data.index)
-    if not same_rows or not np.array_equal(reduced._design.y, full._design.y):
-        raise ValueError(
-            "the models were fitted to different rows or outcomes; fit both to the same "
-            "data frame (drop missing values first)"
-        )
-    fx_r, fx_f = list(reduced.params.index), list(full.params.index)
-    missing = [t for t in fx_r if t not in fx_f]
-    rn_r, rn_f = list(reduced.tau.index), list(full.tau.index)
-    missing += [f"random {t}" for t in rn_r if t not in rn_f]
-    if missing:
-        raise ValueError(
-            f"reduced is not nested in full: {', '.join(missing)} not in the full model; "
-            f"pass the smaller model first"
-        )
-    idx = [rn_f.index(t) for t in rn_r]
-    if idx != sorted(idx) or (full.diagonal and not reduced.diagonal and len(rn_r) > 1):
-        raise ValueError(
-            "the reduced model's random part is not nested in the full model's (order of "
-            "random terms, or correlated effects against diagonal=True)"
-        )
-    if full.n_params <= reduced.n_params:
-        raise ValueError(
-            f"full has {full.n_params} parameters and reduced {reduced.n_params}; the full "
-            f"model must have more: pass the smaller model first"
-        )
-    return idx
 
 
 def bootstrap_lrt(
@@ -452,9 +311,9 @@ def bootstrap_lrt(
     """
     _check_fit(reduced, "reduced")
     _check_fit(full, "full")
-    n_boot = _check_count(n_boot, "n_boot")
-    _nesting(reduced, full)
-    same_fixed = list(reduced.params.index) == list(full.params.index)
+    n_boot = check_count(n_boot, "n_boot")
+    check_seed(seed)
+    same_fixed, _ = nesting(reduced, full)
     refitted = False
     if same_fixed and reduced.method == full.method:
         method = reduced.method
@@ -462,23 +321,22 @@ def bootstrap_lrt(
         method = "ML"
         refitted = reduced.method != "ML" or full.method != "ML"
         reduced, full = reduced.refit(method="ML"), full.refit(method="ML")
-    idx = _nesting(reduced, full)
     statistic = max(0.0, 2.0 * (full.loglik - reduced.loglik))
     df = full.n_params - reduced.n_params
 
-    ys = simulate_from_fit(reduced, n_sims=n_boot, seed=seed)
-    r_fit, f_fit = _Refitter(reduced, method), _Refitter(full, method)
-    r_start, f_start = _theta(reduced), _theta(full)
+    ys = reduced.simulate(n_boot, seed=seed)
     draws = np.full(n_boot, np.nan)
     for b, y in enumerate(ys):
-        s0 = r_fit.fit(y, [r_start])
-        if s0 is None:
+        r_new, _ = _quiet_refit(reduced, y, method)
+        if r_new is None:
             continue
-        embedded = _embed_solution(s0, full, idx)
-        s1 = f_fit.fit(y, [_off_boundary(embedded, full)], points=(embedded, f_start))
-        if s1 is None:
+        f_new, _ = _quiet_refit(full, y, method)
+        if f_new is None:
             continue
-        draws[b] = max(0.0, s0.deviance - s1.deviance)
+        # the full model contains the reduced one: its maximum is at least the reduced
+        # maximum (evaluate it there, in case the optimizer stopped at a worse point)
+        f_dev = min(-2.0 * f_new.loglik, f_new.objective(embed_theta(r_new, f_new)))
+        draws[b] = max(0.0, -2.0 * r_new.loglik - f_dev)
     valid = draws[np.isfinite(draws)]
     n_failed = n_boot - len(valid)
     # Statistics equal up to optimizer noise count as "at least as large".
@@ -495,10 +353,3 @@ def bootstrap_lrt(
         method=method,
         refitted=refitted,
     )
-
-
-def _embed_solution(sol: _lmm.Solution, full: MixedFit, idx: list[int]) -> np.ndarray:
-    q = full.tau.shape[0]
-    lam = np.zeros((q, q))
-    lam[np.ix_(idx, idx)] = sol.lam
-    return _lmm.theta_from_lambda(lam, full.diagonal)

@@ -209,7 +209,7 @@ def plot_within_between(
     fit, within_name, mean_name = _fit_within_between(
         data, outcome, predictor, group, None, [], "REML", 0.95
     )
-    work = fit._data
+    work = fit.data
     gamma = fit.params
     u = fit.random_effects().set_index("group")["estimate"]
     summary = work.groupby(group, sort=False, observed=True).agg(

@@ -1,8 +1,12 @@
-"""Bundled teaching datasets: a checksummed registry and loaders.
+"""Bundled teaching datasets and published reference tables: a checksummed registry and loaders.
 
-Every dataset is a CSV file in the repository's ``data/`` folder, listed in
-``data/registry.csv`` with its SHA-256 checksum. Nothing is downloaded: a missing or altered
-file raises an error that names it.
+Every dataset is a CSV file shipped inside the package, in ``mlm_lessons/datasets/``, and
+listed in ``mlm_lessons/datasets/registry.csv`` with its SHA-256 checksum; the codebook is
+``mlm_lessons/datasets/README.md``. The files are read through :mod:`importlib.resources`,
+so they are found wherever the package is installed (a wheel, an editable install, a copy on
+``PYTHONPATH``). Nothing is downloaded: a missing or altered file raises an error that names
+it. The ``MLM_DATA_DIR`` environment variable points the loaders to another folder with the
+same layout.
 """
 
 from __future__ import annotations
@@ -12,21 +16,57 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["list_datasets", "load_dataset", "data_dir"]
+__all__ = ["list_datasets", "load_dataset", "load_reference", "data_dir"]
+
+_PACKAGE_FOLDER = "datasets"
+_RESTORE = (
+    "reinstall mlm-lessons (pip install --force-reinstall mlm-lessons), or in the course "
+    "repository restore it with git checkout -- mlm_lessons/datasets/{file}"
+)
 
 
 def data_dir() -> Path:
-    """Folder that holds the bundled CSV files.
+    """Folder that holds the bundled CSV files and their registry.
 
-    The ``MLM_DATA_DIR`` environment variable overrides the default, which is the ``data/``
-    folder beside the package (the repository root in a development install).
+    The default is the ``datasets/`` folder inside the installed package, found with
+    :func:`importlib.resources.files`. A non-empty ``MLM_DATA_DIR`` environment variable
+    overrides it: the folder it names must hold ``registry.csv`` and the files it lists.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    RuntimeError
+        If the package is imported from a zip archive, where its data files are not files
+        on disk; install it normally or set ``MLM_DATA_DIR``.
+
+    Examples
+    --------
+    >>> import mlm_lessons as mlm
+    >>> (mlm.data_dir() / "registry.csv").is_file()
+    True
     """
     env = os.environ.get("MLM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    return Path(env) if env else _package_data_dir()
+
+
+@lru_cache(maxsize=1)
+def _package_data_dir() -> Path:
+    folder = resources.files("mlm_lessons").joinpath(_PACKAGE_FOLDER)
+    if not isinstance(folder, Path):
+        raise RuntimeError(
+            f"mlm_lessons is imported from an archive ({folder}), so its data files are not "
+            f"on disk; install the package with pip, or set MLM_DATA_DIR to a folder with "
+            f"the data files and registry.csv"
+        )
+    return folder
 
 
 @dataclass(frozen=True)
@@ -152,8 +192,13 @@ def _registry(folder: Path) -> pd.DataFrame:
     path = folder / "registry.csv"
     if not path.is_file():
         raise FileNotFoundError(
-            f"data registry {path.name!r} not found in {folder}; set MLM_DATA_DIR to the "
-            f"course's data/ folder"
+            f"data registry {path.name!r} not found in {folder}; "
+            + (
+                "MLM_DATA_DIR must name a folder with registry.csv and the data files "
+                "(unset it to use the files shipped with the package)"
+                if os.environ.get("MLM_DATA_DIR")
+                else _RESTORE.format(file=path.name)
+            )
         )
     return pd.read_csv(path, dtype=str).set_index("file")
 
@@ -168,8 +213,8 @@ def _read_verified(path: Path, sha256: str, columns: str, mtime_ns: int) -> pd.D
     if digest != sha256:
         raise ValueError(
             f"data file {path.name!r} does not match its checksum in registry.csv "
-            f"(expected {sha256[:12]}..., found {digest[:12]}...); restore the original file "
-            f"(git checkout -- data/{path.name})"
+            f"(expected {sha256[:12]}..., found {digest[:12]}...); restore the original file: "
+            + _RESTORE.format(file=path.name)
         )
     frame = pd.read_csv(path)
     expected = columns.split(";")
@@ -186,7 +231,7 @@ def _read(file: str, folder: Path, registry: pd.DataFrame) -> pd.DataFrame:
         raise KeyError(f"data file {file!r} is not listed in registry.csv")
     if not path.is_file():
         raise FileNotFoundError(
-            f"data file {file!r} not found in {folder}; restore it (git checkout -- data/{file})"
+            f"data file {file!r} not found in {folder}; " + _RESTORE.format(file=file)
         )
     entry = registry.loc[file]
     frame = _read_verified(path, entry["sha256"], entry["columns"], path.stat().st_mtime_ns)
@@ -234,7 +279,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-        ``"contraception"`` or ``"orthodont"``. ``data/README.md`` is the codebook.
+        ``"contraception"`` or ``"orthodont"``. The codebook, with the source and
+        licence of each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------
@@ -248,6 +294,8 @@ def load_dataset(name: str) -> pd.DataFrame:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     KeyError
         If ``name`` is not a bundled dataset.
     FileNotFoundError
@@ -266,6 +314,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     >>> list(hsb["sector"].cat.categories)
     ['Public', 'Catholic']
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string such as 'hsb', not {name!r}")
     if name not in _DATASETS:
         raise KeyError(f"unknown dataset {name!r}; available: {', '.join(_DATASETS)}")
     spec = _DATASETS[name]
@@ -273,3 +323,80 @@ def load_dataset(name: str) -> pd.DataFrame:
     registry = _registry(folder)
     raw = {file: _read(file, folder, registry) for file in spec.files}
     return spec.build(raw).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    description: str
+    file: str
+
+
+_REFERENCES: dict[str, _Reference] = {
+    "raudenbush_bryk_2002": _Reference(
+        "Published estimates of Raudenbush & Bryk (2002), Tables 4.2-4.5, for the High School "
+        "and Beyond models of chapter 4",
+        "raudenbush_bryk_2002.csv",
+    ),
+}
+
+
+def load_reference(name: str = "raudenbush_bryk_2002") -> pd.DataFrame:
+    r"""Load a published reference table that the chapters compare their fits with.
+
+    The file ships with the package and is checked against its SHA-256 checksum, columns and
+    row count in ``registry.csv``, like the datasets.
+
+    Parameters
+    ----------
+    name : str, default "raudenbush_bryk_2002"
+        The table. ``"raudenbush_bryk_2002"`` holds the estimates of Raudenbush, S. W. and
+        Bryk, A. S. (2002), *Hierarchical Linear Models: Applications and Data Analysis
+        Methods*, 2nd ed., Sage, chapter 4: Table 4.2 (one-way ANOVA model), 4.3 (means as
+        outcomes), 4.4 (random coefficient, group-mean-centred SES) and 4.5 (intercepts and
+        slopes as outcomes), fitted by REML with the HLM software on the High School and
+        Beyond data (:func:`load_dataset` ``("hsb")``). The values are transcribed to the
+        two decimals the book prints; the notes give lme4 1.1-31's REML estimate of each
+        quantity and say where a published value is not the REML optimum (tau11 of Tables
+        4.4 and 4.5, sigma2 of Table 4.5).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A fresh copy, one row per published number, with columns ``table`` (e.g.
+        ``"Table 4.4"``), ``model`` (the name of the matching lme4 fit in the course's
+        tests), ``quantity`` (what is estimated, in the notation of
+        :func:`compare_with_published`: ``"fixef[term]"``, ``"se[term]"``,
+        ``"T[row,col]"``, ``"sigma2"`` or ``"icc"``), ``published`` (float) and ``note``.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    KeyError
+        If ``name`` is not a bundled reference table.
+    FileNotFoundError
+        If its file is missing.
+    ValueError
+        If the file does not match its checksum, columns or row count.
+
+    See Also
+    --------
+    compare_with_published : puts a fit's estimates beside these values.
+
+    Examples
+    --------
+    >>> import mlm_lessons as mlm
+    >>> published = mlm.load_reference("raudenbush_bryk_2002")
+    >>> published.groupby("table").size().to_dict()
+    {'Table 4.2': 5, 'Table 4.3': 4, 'Table 4.4': 6, 'Table 4.5': 10}
+    >>> published.query("table == 'Table 4.2'")[["quantity", "published"]].head(2)
+                 quantity  published
+    0  fixef[(Intercept)]      12.64
+    1     se[(Intercept)]       0.24
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string such as 'raudenbush_bryk_2002', not {name!r}")
+    if name not in _REFERENCES:
+        raise KeyError(f"unknown reference table {name!r}; available: {', '.join(_REFERENCES)}")
+    folder = data_dir()
+    return _read(_REFERENCES[name].file, folder, _registry(folder)).reset_index(drop=True)

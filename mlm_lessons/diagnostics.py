@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons import _lmm
-from mlm_lessons._checks import MLMWarning, check_columns, check_numeric
+from mlm_lessons._checks import MLMWarning, check_columns, check_numeric, warn
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -78,9 +78,9 @@ def residual_table(fit: MixedFit) -> pd.DataFrame:
     0.99
     """
     fit = _check_fit(fit)
-    data = fit._data
+    data = fit.data
     fitted = fit.predict(conditional=True)
-    observed = pd.Series(fit._design.y, index=data.index)
+    observed = fit.matrices().y
     resid = observed - fitted
     return pd.DataFrame(
         {
@@ -153,7 +153,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class GroupInfluence:
+class GroupInfluence(ResultDisplay):
     """How much each group moves the fixed effects (the result of :func:`influence_groups`).
 
     Attributes
@@ -273,7 +273,7 @@ def influence_groups(
             raise KeyError(
                 f"term(s) {unknown} are not fixed effects of the fit; available: {names}"
             )
-    all_groups = fit._design.groups
+    all_groups = pd.Index(pd.unique(fit.matrices().groups[fit.group]))
     if groups is None:
         leave_out = list(all_groups)
     else:
@@ -286,8 +286,7 @@ def influence_groups(
         if len(set(leave_out)) != len(leave_out):
             raise ValueError("groups lists a group more than once")
 
-    data = fit._data
-    sizes = data.groupby(fit.group, sort=False, observed=True).size()
+    sizes = fit.matrices().groups[fit.group].value_counts(sort=False)
     beta = fit.params[chosen].to_numpy()
     cols = [names.index(t) for t in chosen]
     se = fit.fixed.set_index("term").loc[chosen, "std_error"].to_numpy()
@@ -320,11 +319,10 @@ def influence_groups(
         columns=["group", "term", "estimate", "estimate_without", "change", "std_change"],
     )
     if troubled:
-        warnings.warn(
+        warn(
             f"refitting without group(s) {troubled[:10]} gave a boundary or non-converged "
             f"fit; their changes may reflect a degenerate refit: refit those with fit_mixed",
             MLMWarning,
-            stacklevel=2,
         )
     return GroupInfluence(table=table, changes=changes, terms=tuple(chosen), method=fit.method)
 
@@ -332,41 +330,14 @@ def influence_groups(
 def _leave_one_out(fit: MixedFit, leave_out: list):
     """Yield ``(beta without the group, converged, degenerate)`` for each group left out.
 
-    A refit without group j needs only the full fit's sufficient statistics minus group j's
-    share (its cross-products), and starts from the full fit's theta, which is close to the
-    new optimum; the result is the same optimum :func:`fit_mixed` reaches on the reduced
-    data (checked in ``tests/test_diagnostics.py``), at a fraction of the cost.
+    Each refit is :meth:`MixedFit.drop_groups`: the fit's own design without the group's
+    rows, started at the full fit's variance parameters.
     """
-    design, sol = fit._design, fit._solution
-    reml, diagonal = fit.method == "REML", fit.diagonal
-    st = _lmm.sufficient_stats(design.y, design.X, design.Z, design.codes)
-    X, y, codes, J = design.X, design.y, design.codes, st.J
-    p = X.shape[1]
-    XtX_g = np.empty((J, p, p))
-    for a in range(p):
-        for b in range(a, p):
-            XtX_g[:, a, b] = XtX_g[:, b, a] = np.bincount(codes, X[:, a] * X[:, b], minlength=J)
-    Xty_g = np.column_stack([np.bincount(codes, X[:, a] * y, minlength=J) for a in range(p)])
-    yty_g = np.bincount(codes, y * y, minlength=J)
-    start = _lmm.theta_from_lambda(sol.lam, diagonal)
-    positions = design.groups.get_indexer(leave_out)
-    for j in positions:
-        keep = np.arange(J) != j
-        st_j = _lmm.Stats(
-            ZtZ=st.ZtZ[keep],
-            ZtX=st.ZtX[keep],
-            Zty=st.Zty[keep],
-            XtX=st.XtX - XtX_g[j],
-            Xty=st.Xty - Xty_g[j],
-            yty=float(st.yty - yty_g[j]),
-            n=int(st.n - st.n_j[j]),
-            n_j=st.n_j[keep],
-        )
-        opt = _lmm.optimize_theta(st_j, start, reml, diagonal)
-        new = _lmm.solve(opt.theta, st_j, reml, diagonal)
-        at_zero, corr_at_one = _lmm.boundary_flags(new.lam @ new.lam.T, 1.0)  # T / sigma2
-        degenerate = bool(at_zero.any() or corr_at_one)
-        yield new.beta, bool(opt.scaled_gradient < _lmm.GRADIENT_TOL), degenerate
+    for g in leave_out:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MLMWarning)
+            new = fit.drop_groups([g])
+        yield new.params.to_numpy(), bool(new.converged), bool(new.singular)
 
 
 # --- plots ------------------------------------------------------------------------------
@@ -484,9 +455,10 @@ def plot_residuals(fit: MixedFit, *, against: str = "fitted", ax=None, bins: int
         x = res["fitted"]
         xlabel = "Fitted value (conditional on the group)"
     else:
-        check_columns(fit._data, [against], role="column")
-        check_numeric(fit._data, against)
-        x = fit._data[against].astype(float)
+        data = fit.data
+        check_columns(data, [against], role="column")
+        check_numeric(data, against)
+        x = data[against].astype(float)
         xlabel = against
     colours = _colours()
     ax = _axes(ax)

@@ -25,7 +25,7 @@ from mlm_lessons._checks import (
     check_method,
     check_numeric,
 )
-from mlm_lessons._design import build_design
+from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons.models import MixedFit, _check_mixed_fit, fit_mixed
 
 __all__ = ["compare_with_published", "compare_with_statsmodels"]
@@ -83,7 +83,10 @@ def compare_with_statsmodels(
         tau01, ...`` (the entries of T on the data scale, variances first), ``sigma2``,
         ``converged`` (the engine's own flag), ``n_messages`` (how many warnings it raised),
         ``messages`` (their distinct texts, ``"Category: message"`` joined by ``" | "``;
-        empty when there were none) and ``seconds`` (wall time of the fit).
+        empty when there were none) and ``seconds`` (wall time of the fit). When a statsmodels
+        fit raises an error, its row reports it rather than the call failing: ``messages``
+        starts with ``"failed: <exception type>: <message>"`` (followed by the warnings
+        raised before the failure), ``converged`` is False and the numbers are NaN.
 
     Raises
     ------
@@ -110,8 +113,16 @@ def compare_with_statsmodels(
     :func:`fit_mixed` reaches lme4's optimum (``tests/test_engines.py`` checks both facts
     against lme4 1.1-31).
 
+    Where statsmodels stops depends on the path of its optimizer, which can differ between
+    machines, and even between the BLAS kernels of one machine (on the model above,
+    ``method="lbfgs"`` stops 1.6 units short with OpenBLAS's SkylakeX kernel and 2.3 units
+    short with its Haswell kernel). Compare its rows with :func:`fit_mixed`'s on a coarse
+    scale, not digit by digit. statsmodels can also fail outright: ``method="lbfgs"`` raises
+    ``LinAlgError: Singular matrix`` on many random-intercept fits to simulated data; such a
+    failure becomes a ``"failed: ..."`` row.
+
     Warnings raised by any engine are captured (``warnings.catch_warnings``) and returned in
-    ``messages``; nothing is re-emitted.
+    ``messages``; nothing is re-emitted. Errors of :func:`fit_mixed` itself are raised.
 
     Examples
     --------
@@ -131,21 +142,39 @@ def compare_with_statsmodels(
     check_groups(data, group)
     rf = None if re_formula is None else re_formula.strip().lstrip("~").strip()
     # Validates every column (names, numeric outcome, missing values) with clear messages.
-    design = build_design(data, formula, group, rf)
+    design = build_design(data, design_from_arguments(formula, group, rf, False))
     reml = method == "REML"
 
     rows: dict[str, dict[str, object]] = {}
     sm_kwargs = {"groups": data[group]}
     if rf not in (None, "1"):
         sm_kwargs["re_formula"] = "~" + rf
+    q = design.terms[0].q
     for engine, fit_kw in zip(_ENGINES[:2], ({}, {"method": "lbfgs"})):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             start = time.perf_counter()
-            model = smf.mixedlm(formula, data, **sm_kwargs)
-            res = model.fit(reml=reml, **fit_kw)
+            try:
+                model = smf.mixedlm(formula, data, **sm_kwargs)
+                res = model.fit(reml=reml, **fit_kw)
+            except Exception as exc:  # a third-party optimizer's failure is data, not a crash
+                res, failure = None, exc
             seconds = time.perf_counter() - start
         n_warn, text = _messages(caught)
+        if res is None:
+            # statsmodels does not guard its optimizers (lbfgs inverts a singular matrix on
+            # ordinary data): report the failure as this engine's result, not as a crash.
+            reason = f"failed: {type(failure).__name__}: {failure}"
+            rows[engine] = {
+                "loglik": np.nan,
+                **_tau_entries(np.full((q, q), np.nan)),
+                "sigma2": np.nan,
+                "converged": False,
+                "n_messages": n_warn,
+                "messages": " | ".join(filter(None, (reason, text))),
+                "seconds": seconds,
+            }
+            continue
         rows[engine] = {
             "loglik": float(res.llf),
             **_tau_entries(np.asarray(res.cov_re, dtype=float)),
@@ -173,7 +202,6 @@ def compare_with_statsmodels(
     }
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "engine"
-    q = len(design.random_names)
     taus = list(_tau_entries(np.eye(q)))
     cols = ["loglik", *taus, "sigma2", "converged", "n_messages", "messages", "seconds"]
     return out[cols]

@@ -16,8 +16,8 @@ import pandas as pd
 from scipy import optimize, special
 
 from mlm_lessons._checks import BoundaryWarning, ConvergenceWarning
-from mlm_lessons._design import Design, build_design, new_design
-from mlm_lessons._lmm import cross_difference
+from mlm_lessons._design import Design, build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import _aic_bic, _fixed_table
 
@@ -50,8 +50,8 @@ class _Marginal:
     def __init__(self, design: Design, n_agq: int):
         self.y = design.y
         self.X = design.X
-        self.codes = design.codes
-        self.J = len(design.groups)
+        self.codes = design.terms[0].codes
+        self.J = design.terms[0].n_levels
         self.nodes, self.weights = np.polynomial.hermite.hermgauss(n_agq)
         self.b = np.zeros(self.J)  # warm start of the conditional modes
 
@@ -93,7 +93,7 @@ class _Marginal:
 
 
 @dataclass(frozen=True)
-class LogisticMixedFit:
+class LogisticMixedFit(ResultDisplay):
     """A fitted random-intercept logistic regression (immutable).
 
     Attributes
@@ -139,20 +139,30 @@ class LogisticMixedFit:
     def random_effects(self) -> pd.DataFrame:
         """Conditional modes of the random intercepts: ``group, estimate, std_error``."""
         return pd.DataFrame(
-            {"group": np.asarray(self._design.groups), "estimate": self._modes,
+            {"group": self._design.terms[0].level_labels(), "estimate": self._modes,
              "std_error": self._mode_sd}
         )
 
     def predict(self, data: pd.DataFrame | None = None, *, conditional: bool = True) -> pd.Series:
         """Predicted probabilities; ``conditional=False`` sets the random intercept to 0."""
         data = self._data if data is None else data
-        X, _ = new_design(self._design, data)
+        X = self._design.x_builder.build(data)
         eta = X @ self.params.to_numpy()
         if conditional:
-            pos = self._design.groups.get_indexer(data[self.group])
+            pos = self._design.terms[0].codes_for(data)
             known = pos >= 0
             eta[known] += self._modes[pos[known]]
         return pd.Series(special.expit(eta), index=data.index, name="probability")
+
+
+def cross_difference(f, x: np.ndarray, steps: np.ndarray, i: int, j: int) -> float:
+    """Four-point central difference of d2f / dx_i dx_j."""
+    ei = np.zeros(len(x))
+    ej = np.zeros(len(x))
+    ei[i], ej[j] = steps[i], steps[j]
+    return (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+        4 * steps[i] * steps[j]
+    )
 
 
 def _hessian(f, x, h=1e-4):
@@ -218,7 +228,7 @@ def fit_logistic_mixed(
     """
     if not isinstance(n_agq, int | np.integer) or n_agq < 1:
         raise ValueError(f"n_agq must be a positive integer, not {n_agq!r}")
-    design = build_design(data, formula, group, None)
+    design = build_design(data, design_from_arguments(formula, group, None, False))
     if not np.all(np.isin(design.y, (0.0, 1.0))):
         raise ValueError(
             f"outcome {design.outcome!r} must be coded 0/1 for a logistic model; found "
@@ -249,8 +259,8 @@ def fit_logistic_mixed(
         modes, hess = marginal.modes(design.X @ beta, tau)
         mode_sd = 1 / np.sqrt(-hess)
     else:
-        modes = np.zeros(len(design.groups))
-        mode_sd = np.zeros(len(design.groups))
+        modes = np.zeros(design.terms[0].n_levels)
+        mode_sd = np.zeros(design.terms[0].n_levels)
     k = len(beta) + 1
     aic, bic = _aic_bic(loglik, k, len(design.y))
     grad = optimize.approx_fprime(params, lambda p: -marginal.loglik(p), 1e-6)
@@ -266,7 +276,7 @@ def fit_logistic_mixed(
         aic=aic,
         bic=bic,
         n_obs=len(design.y),
-        n_groups=len(design.groups),
+        n_groups=design.terms[0].n_levels,
         converged=converged,
         _design=design,
         _modes=modes,
@@ -329,7 +339,7 @@ def fit_gee(
                   sm.cov_struct.Independence}
     if correlation not in structures:
         raise ValueError(f"correlation must be one of {list(structures)}, not {correlation!r}")
-    design = build_design(data, formula, group, None)
+    design = build_design(data, design_from_arguments(formula, group, None, False))
     if not np.all(np.isin(design.y, (0.0, 1.0))):
         raise ValueError(f"outcome {design.outcome!r} must be coded 0/1 for a logistic GEE")
     model = smf.gee(formula, groups=data[group], data=data, family=sm.families.Binomial(),

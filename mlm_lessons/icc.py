@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from mlm_lessons import _lmm
 from mlm_lessons._checks import (
     check_columns,
     check_conf_level,
@@ -31,6 +30,7 @@ from mlm_lessons._checks import (
     check_no_missing,
     check_numeric,
 )
+from mlm_lessons._display import ResultDisplay
 
 __all__ = [
     "ICCResult",
@@ -44,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ICCResult:
+class ICCResult(ResultDisplay):
     """An estimate of the intraclass correlation (immutable).
 
     Attributes
@@ -398,10 +398,8 @@ def icc_reml(
     conf_level = _check_conf_level(conf_level)
     _prepare(data, outcome, group)
     fit = fit_null(data, outcome, group, method="REML")
-    d = fit._design
-    st = _lmm.sufficient_stats(d.y, d.X, d.Z, d.codes)
     theta_hat = float(np.sqrt(fit.tau.iloc[0, 0] / fit.sigma2))
-    lo, hi = _profile_interval(st, theta_hat, conf_level)
+    lo, hi = _profile_interval(fit, theta_hat, conf_level)
     return ICCResult(
         icc=fit.icc(),
         between_var=float(fit.tau.iloc[0, 0]),
@@ -412,15 +410,21 @@ def icc_reml(
         method="reml",
         n_groups=fit.n_groups,
         n_obs=fit.n_obs,
-        n0=_anova(d.y, d.codes, fit.n_groups).n0,
+        n0=_anova(*_y_codes(fit), fit.n_groups).n0,
     )
 
 
-def _profile_interval(st: _lmm.Stats, theta_hat: float, conf_level: float) -> tuple[float, float]:
+def _y_codes(fit) -> tuple[np.ndarray, np.ndarray]:
+    m = fit.matrices()
+    codes = pd.factorize(m.groups[fit.group], sort=False)[0]
+    return m.y.to_numpy(), codes
+
+
+def _profile_interval(fit, theta_hat: float, conf_level: float) -> tuple[float, float]:
     """Profile-likelihood interval of theta for a random-intercept REML fit."""
 
     def dev(t: float) -> float:
-        return _lmm.deviance(np.array([t]), st, True, False)
+        return fit.objective(np.array([t]))
 
     # Polish the minimum, so the interval does not depend on the optimizer's last digits.
     polish = optimize.minimize_scalar(
@@ -609,10 +613,11 @@ def reliability(fit) -> pd.DataFrame:
             f"a random intercept only (e.g. fit_null)"
         )
     tau00 = float(fit.tau.iloc[0, 0])
-    n_j = np.bincount(fit._design.codes, minlength=fit.n_groups)
+    groups = fit.matrices().groups[fit.group]
+    n_j = groups.value_counts(sort=False).reindex(pd.unique(groups)).to_numpy()
     return pd.DataFrame(
         {
-            "group": fit._design.groups.to_numpy(),
+            "group": pd.unique(groups),
             "n": n_j,
             "reliability": tau00 / (tau00 + fit.sigma2 / n_j),
         }

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
-__all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models"]
+__all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models", "nesting"]
 
 
 @dataclass(frozen=True)
-class LRTResult:
+class LRTResult(ResultDisplay):
     """A likelihood-ratio test of two nested models (immutable).
 
     Attributes
@@ -57,7 +58,7 @@ class LRTResult:
 
 
 @dataclass(frozen=True)
-class WaldResult:
+class WaldResult(ResultDisplay):
     """A joint Wald chi-square test that several fixed effects are zero (immutable).
 
     Attributes
@@ -83,22 +84,113 @@ def _check_fit(fit: object, name: str) -> MixedFit:
 
 
 def _check_same_data(a: MixedFit, b: MixedFit, names: tuple[str, str]) -> None:
-    if a.group != b.group:
+    """``ValueError`` unless both fits used the same rows, outcome values and groupings."""
+    diffs = a.fingerprint.differences(b.fingerprint)
+    if a.outcome != b.outcome:
+        diffs.insert(0, f"outcomes {a.outcome!r} and {b.outcome!r}")
+    if diffs:
         raise ValueError(
-            f"{names[0]} and {names[1]} have different groups ({a.group!r} and {b.group!r}); "
-            f"fit both models with the same group column"
+            f"{names[0]} and {names[1]} were not fitted to the same data ({'; '.join(diffs)}); "
+            f"likelihoods of different data cannot be compared: fit both models to the same "
+            f"data frame"
         )
-    same = (
-        a.n_obs == b.n_obs
-        and a._design.outcome == b._design.outcome
-        and np.array_equal(a._design.y, b._design.y)
-    )
-    if not same:
+
+
+def _column_space_contains(A: np.ndarray, B: np.ndarray) -> bool:
+    """Whether every column of B lies in the column space of A."""
+    if B.shape[1] == 0:
+        return True
+    if A.shape[1] == 0:
+        return False
+    scale = max(1.0, float(np.abs(np.column_stack([A, B])).max()))
+    tol = 1e-8 * scale * max(A.shape)
+    rank_a = np.linalg.matrix_rank(A, tol=tol)
+    return np.linalg.matrix_rank(np.column_stack([A, B]), tol=tol) == rank_a
+
+
+def nesting(reduced: MixedFit, full: MixedFit, names=("reduced", "full")) -> tuple[bool, bool]:
+    """The one nesting rule of every test that compares two fits.
+
+    ``reduced`` is nested in ``full`` when both were fitted to the same data, the columns of
+    its fixed part lie in the column space of ``full``'s (term names and order do not
+    matter), and every random effect of ``reduced`` is a random effect of ``full`` on the
+    same grouping factor, within one covariance block of ``full`` (so that correlated
+    effects are not nested in uncorrelated ones); ``full`` must have more parameters.
+
+    Returns ``(same_fixed, same_random)``; raises ``ValueError`` saying what breaks nesting.
+    """
+    _check_same_data(reduced, full, names)
+    mr, mf = reduced.matrices(), full.matrices()
+    Xr, Xf = mr.X.to_numpy(), mf.X.to_numpy()
+    if not _column_space_contains(Xf, Xr):
         raise ValueError(
-            f"{names[0]} and {names[1]} were not fitted to the same outcome and rows "
-            f"({a._design.outcome!r}, {a.n_obs} rows; {b._design.outcome!r}, {b.n_obs} rows); "
-            f"likelihoods of different data cannot be compared: fit both to the same data"
+            f"the models are not nested: the fixed part of {names[0]} "
+            f"({', '.join(mr.X.columns)}) is not contained in that of {names[1]} "
+            f"({', '.join(mf.X.columns)}); pass the smaller model first"
         )
+    same_fixed = _column_space_contains(Xr, Xf)
+    # grouping factors are matched by the partition of the rows they make, not by name
+    fr, ff = reduced.fingerprint.groups, full.fingerprint.groups
+    by_partition = {ff[level]: level for level in full.levels}
+    same_random = len(reduced.levels) == len(full.levels)
+    for level in reduced.levels:
+        if fr[level] not in by_partition:
+            raise ValueError(
+                f"the models are not nested: they have different groups ({names[0]} has random "
+                f"effects on {level!r}, which groups the rows unlike any factor of "
+                f"{names[1]}: {', '.join(map(repr, full.levels))}); pass the smaller model "
+                f"first, grouped the same way"
+            )
+        fb = _blocks_of(full, by_partition[fr[level]])
+        for block in _blocks_of(reduced, level):
+            homes = {i for col in block for i, b in enumerate(fb) if col in b}
+            missing = [c for c in block if not any(c in b for b in fb)]
+            if missing:
+                raise ValueError(
+                    f"the models are not nested: {names[0]} has random effect(s) {missing} on "
+                    f"{level!r} that {names[1]} lacks; pass the smaller model first"
+                )
+            if len(homes) > 1:
+                raise ValueError(
+                    f"the models are not nested: {names[0]} estimates the covariance of "
+                    f"{block} on {level!r}, which {names[1]} fixes at zero (uncorrelated "
+                    f"effects)"
+                )
+        if _blocks_of(reduced, level) != fb:
+            same_random = False
+    if full.n_params <= reduced.n_params:
+        raise ValueError(
+            f"{names[0]} has {reduced.n_params} parameters and {names[1]} {full.n_params}; "
+            f"the full model must have more: pass the smaller model first"
+        )
+    return bool(same_fixed), bool(same_random)
+
+
+def _n_variances(fit: MixedFit) -> int:
+    """Number of random-effect variances (parameters bounded at zero)."""
+    return sum(tau.shape[0] for tau in fit.taus.values())
+
+
+def _blocks_of(fit: MixedFit, level: str) -> list[tuple[str, ...]]:
+    """The covariance blocks of one grouping factor, as tuples of column names."""
+    vc = fit.variance_components()
+    tau = fit.taus[level]
+    names = list(tau.index)
+    vc = vc[vc["level"] == level]
+    linked = {n: {n} for n in names}
+    for desc in vc["description"]:
+        if desc.startswith("Cov("):
+            a, b = desc[4:-1].split(", ", 1)
+            group = linked[a] | linked[b]
+            for n in group:
+                linked[n] = group
+    seen, out = set(), []
+    for n in names:
+        if n not in seen:
+            block = tuple(m for m in names if m in linked[n])
+            seen |= set(block)
+            out.append(block)
+    return out
 
 
 def _chi2_sf(x: float, df: int) -> float:
@@ -175,29 +267,8 @@ def lrt(reduced: MixedFit, full: MixedFit) -> LRTResult:
     """
     _check_fit(reduced, "reduced")
     _check_fit(full, "full")
-    _check_same_data(reduced, full, ("reduced", "full"))
-    fixed_r, fixed_f = list(reduced.fixed["term"]), list(full.fixed["term"])
-    rand_r, rand_f = list(reduced.tau.index), list(full.tau.index)
-    extra_fixed = [t for t in fixed_r if t not in fixed_f]
-    extra_random = [t for t in rand_r if t not in rand_f]
-    if extra_fixed or extra_random:
-        what = ", ".join(repr(t) for t in extra_fixed + extra_random)
-        raise ValueError(
-            f"the models are not nested: the reduced model has term(s) {what} that the full "
-            f"model lacks; pass the smaller model first"
-        )
-    if full.diagonal and not reduced.diagonal and len(rand_r) > 1:
-        raise ValueError(
-            "the models are not nested: the reduced model estimates covariances of random "
-            "effects that the full model (diagonal=True) fixes at zero"
-        )
+    fixed_same, _ = nesting(reduced, full)
     df = full.n_params - reduced.n_params
-    if df <= 0:
-        raise ValueError(
-            f"the reduced model has {reduced.n_params} parameters and the full model "
-            f"{full.n_params}; the full model must have more: pass the smaller model first"
-        )
-    fixed_same = set(fixed_r) == set(fixed_f)
     if fixed_same and reduced.method == full.method:
         r_fit, f_fit, refitted = reduced, full, False
     else:
@@ -206,7 +277,7 @@ def lrt(reduced: MixedFit, full: MixedFit) -> LRTResult:
     statistic = 2.0 * (f_fit.loglik - r_fit.loglik)
     stat = max(statistic, 0.0)
     p_value = _chi2_sf(stat, df)
-    variance_test = fixed_same and len(rand_f) > len(rand_r)
+    variance_test = fixed_same and _n_variances(f_fit) > _n_variances(r_fit)
     p_mixture = 0.5 * _chi2_sf(stat, df - 1) + 0.5 * p_value if variance_test else np.nan
     return LRTResult(
         statistic=float(statistic),
@@ -299,8 +370,9 @@ def pre(reference: MixedFit, fit: MixedFit) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per random-effect variance that both fits estimate (matched by term
-        name), then ``sigma2``: ``component, term, reference, fit, pre``. ``component``
+        One row per random-effect variance that both fits estimate (matched by grouping
+        factor and term name), then ``sigma2``: ``level, component, term, reference,
+        fit, pre``. ``component``
         is the workshop's name in ``reference`` (``tau00``, ``tau11``, ...); ``term`` the
         random-effect term (``"residual"`` for ``sigma2``).
 
@@ -339,10 +411,10 @@ def pre(reference: MixedFit, fit: MixedFit) -> pd.DataFrame:
     >>> full = mlm.fit_full_model(hsb, "mathach", "school", level1=["cses"],
     ...                           level2=["meanses", "catholic"])
     >>> mlm.pre(rc, full).round(3)
-      component       term  reference     fit    pre
-    0     tau00  Intercept      8.681   2.379  0.726
-    1     tau11       cses      0.694   0.101  0.854
-    2    sigma2   residual     36.700  36.721 -0.001
+          level component       term  reference     fit    pre
+    0    school     tau00  Intercept      8.681   2.379  0.726
+    1    school     tau11       cses      0.694   0.101  0.854
+    2  residual    sigma2   residual     36.700  36.721 -0.001
     """
     _check_fit(reference, "reference")
     _check_fit(fit, "fit")
@@ -353,14 +425,19 @@ def pre(reference: MixedFit, fit: MixedFit) -> pd.DataFrame:
             f"variance components from the same method (refit one with .refit(method=...))"
         )
     rows = []
-    ref_terms = list(reference.tau.index)
-    for i, term in enumerate(ref_terms):
-        if term in fit.tau.index:
-            r = float(reference.tau.loc[term, term])
-            f = float(fit.tau.loc[term, term])
-            rows.append((f"tau{i}{i}", term, r, f))
-    rows.append(("sigma2", "residual", reference.sigma2, fit.sigma2))
-    out = pd.DataFrame(rows, columns=["component", "term", "reference", "fit"])
+    several = len(reference.levels) > 1
+    fit_taus = fit.taus
+    for level, tau in reference.taus.items():
+        if level not in fit_taus:
+            continue
+        prefix = f"{level}: " if several else ""
+        for i, term in enumerate(tau.index):
+            if term in fit_taus[level].index:
+                r = float(tau.loc[term, term])
+                f = float(fit_taus[level].loc[term, term])
+                rows.append((level, f"{prefix}tau{i}{i}", term, r, f))
+    rows.append(("residual", "sigma2", "residual", reference.sigma2, fit.sigma2))
+    out = pd.DataFrame(rows, columns=["level", "component", "term", "reference", "fit"])
     with np.errstate(divide="ignore", invalid="ignore"):
         out["pre"] = 1.0 - out["fit"] / out["reference"]
     return out
@@ -422,6 +499,23 @@ def compare_models(fits: Mapping[str, MixedFit]) -> pd.DataFrame:
     first_name, first = items[0]
     for name, fit in items[1:]:
         _check_same_data(first, fit, (f"fits[{first_name!r}]", f"fits[{name!r}]"))
+    methods = {f.method for _, f in items}
+    if len(methods) > 1:
+        raise ValueError(
+            "the fits mix REML and ML; their likelihoods are on different scales. Refit them "
+            "by one method, e.g. {name: f.refit(method='ML') for name, f in fits.items()}"
+        )
+    if methods == {"REML"}:
+        X0 = first.matrices().X.to_numpy()
+        for name, fit in items[1:]:
+            X1 = fit.matrices().X.to_numpy()
+            if not (_column_space_contains(X0, X1) and _column_space_contains(X1, X0)):
+                raise ValueError(
+                    f"fits[{first_name!r}] and fits[{name!r}] have different fixed parts, and "
+                    f"REML likelihoods (and their AIC, BIC) of different fixed parts cannot "
+                    f"be compared; refit them by ML: "
+                    f"{{name: f.refit(method='ML') for name, f in fits.items()}}"
+                )
     rows = [
         (str(name), f.method, f.n_params, f.loglik, -2.0 * f.loglik, f.aic, f.bic)
         for name, f in items

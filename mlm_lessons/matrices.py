@@ -29,7 +29,8 @@ import pandas as pd
 from scipy import linalg
 
 from mlm_lessons._checks import check_method
-from mlm_lessons._design import build_design
+from mlm_lessons._design import build_design, design_from_arguments
+from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -48,7 +49,21 @@ _LOG2PI = np.log(2 * np.pi)
 
 
 def _check_fit(fit: object) -> MixedFit:
-    return _check_mixed_fit(fit, "(from mlm_lessons.fit_mixed or a fit_* stage function)")
+    fit = _check_mixed_fit(fit, "(from mlm_lessons.fit_mixed or a fit_* stage function)")
+    if len(fit.levels) != 1:
+        raise ValueError(
+            f"the dense matrix forms here are written for one grouping factor; this fit has "
+            f"{len(fit.levels)} ({', '.join(fit.levels)})"
+        )
+    return fit
+
+
+def _comparable(labels: pd.Series, group: object) -> bool:
+    """Whether ``group`` has the type of the labels (so that 1224 does not match '1224')."""
+    num_labels = pd.api.types.is_numeric_dtype(labels.dtype)
+    num_group = isinstance(group, int | float | np.integer | np.floating) and not isinstance(
+        group, bool)
+    return num_labels == num_group
 
 
 def _check_method(method: str | None, fit: MixedFit) -> str:
@@ -170,13 +185,14 @@ def design_matrices(
     2          0.0  0.0          1.0  0.0
     3          0.0  0.0          1.0  2.0
     """
-    design = build_design(data, formula, group, re_formula)
-    q, J = design.Z.shape[1], len(design.groups)
+    design = build_design(data, design_from_arguments(formula, group, re_formula, False))
+    term = design.terms[0]
+    q, J = term.q, term.n_levels
     Zbig = np.zeros((len(design.y), J * q))
     rows = np.arange(len(design.y))
     for a in range(q):
-        Zbig[rows, design.codes * q + a] = design.Z[:, a]
-    zcols = [f"{g}:{t}" for g in design.groups for t in design.random_names]
+        Zbig[rows, term.codes * q + a] = term.Z[:, a]
+    zcols = [f"{g}:{t}" for g in term.level_labels() for t in term.columns]
     return {
         "y": pd.DataFrame({design.outcome: design.y}, index=data.index),
         "X": pd.DataFrame(design.X, index=data.index, columns=design.fixed_names),
@@ -226,23 +242,23 @@ def model_matrices(fit: MixedFit, group: object) -> dict[str, pd.DataFrame]:
     1   8.614  47.762
     """
     fit = _check_fit(fit)
-    design = fit._design
-    pos = design.groups.get_indexer([group])[0]
-    if pos < 0:
-        shown = ", ".join(map(repr, list(design.groups[:5])))
+    m = fit.matrices()
+    labels = m.groups[fit.group]
+    rows = (labels == group).to_numpy() if _comparable(labels, group) else np.zeros(0, bool)
+    if not rows.any():
+        shown = ", ".join(map(repr, list(pd.unique(labels)[:5])))
         raise KeyError(
             f"group {group!r} is not a level-2 unit of this fit (column {fit.group!r}); "
             f"the first ones are {shown}; labels must match in type too (e.g. '1224', not 1224)"
         )
-    rows = design.codes == pos
-    index = fit._data.index[rows]
-    Zj = design.Z[rows]
+    index = m.y.index[rows]
+    Zj = m.Z[fit.group].to_numpy()[rows]
     T = fit.tau.to_numpy()
     V = Zj @ T @ Zj.T + fit.sigma2 * np.eye(int(rows.sum()))
     return {
-        "y": pd.DataFrame({design.outcome: design.y[rows]}, index=index),
-        "X": pd.DataFrame(design.X[rows], index=index, columns=design.fixed_names),
-        "Z": pd.DataFrame(Zj, index=index, columns=design.random_names),
+        "y": pd.DataFrame({fit.outcome: m.y.to_numpy()[rows]}, index=index),
+        "X": m.X.loc[index],
+        "Z": pd.DataFrame(Zj, index=index, columns=list(fit.tau.index)),
         "T": fit.tau.copy(),
         "V": pd.DataFrame(V, index=index, columns=index),
     }
@@ -264,16 +280,18 @@ class _Dense:
 
 def _dense(fit: MixedFit, T: np.ndarray, sigma2: float) -> _Dense:
     """Accumulate X'V^-1X, X'V^-1y, y'V^-1y and log|V| over groups with dense V_j."""
-    d = fit._design
-    p = d.X.shape[1]
+    m = fit.matrices()
+    X, Z, y = m.X.to_numpy(), m.Z[fit.group].to_numpy(), m.y.to_numpy()
+    codes = pd.factorize(m.groups[fit.group], sort=False)[0]
+    p = X.shape[1]
     XtVX = np.zeros((p, p))
     XtVy = np.zeros(p)
     ytVy = 0.0
     logdet = 0.0
-    order = np.argsort(d.codes, kind="stable")
-    bounds = np.cumsum(np.bincount(d.codes, minlength=len(d.groups)))[:-1]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes))[:-1]
     for rows in np.split(order, bounds):
-        Xj, Zj, yj = d.X[rows], d.Z[rows], d.y[rows]
+        Xj, Zj, yj = X[rows], Z[rows], y[rows]
         Vj = Zj @ T @ Zj.T + sigma2 * np.eye(len(rows))
         cf = linalg.cho_factor(Vj, lower=True)
         logdet += 2.0 * np.log(np.diag(cf[0])).sum()
@@ -283,7 +301,7 @@ def _dense(fit: MixedFit, T: np.ndarray, sigma2: float) -> _Dense:
         XtVy += Xj.T @ Viy
         ytVy += float(yj @ Viy)
     beta = np.linalg.solve(XtVX, XtVy) if p else np.zeros(0)
-    return _Dense(XtVX, XtVy, ytVy, logdet, beta, len(d.y), p)
+    return _Dense(XtVX, XtVy, ytVy, logdet, beta, len(y), p)
 
 
 def _loglik(dense: _Dense, method: str) -> float:
@@ -402,7 +420,7 @@ def marginal_loglik(fit: MixedFit) -> float:
 
 
 @dataclass(frozen=True)
-class GLSResult:
+class GLSResult(ResultDisplay):
     """Generalised least squares estimates of the fixed effects.
 
     Attributes
@@ -471,7 +489,7 @@ def gls_fixed_effects(
     T = _check_tau(fit.tau if tau is None else tau, fit)
     s2 = _check_sigma2(fit.sigma2 if sigma2 is None else sigma2)
     dense = _dense(fit, T, s2)
-    names = list(fit._design.fixed_names)
+    names = list(fit.fixed["term"])
     cov = np.linalg.inv(dense.XtVX)
     fixed = pd.DataFrame(
         {"term": names, "estimate": dense.beta, "std_error": np.sqrt(np.diag(cov))}

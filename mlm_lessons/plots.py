@@ -126,13 +126,10 @@ def _group_ols(data, outcome, predictor, group) -> pd.DataFrame:
 
 def _fit_parts(fit):
     """The data, outcome name, and group column of a MixedFit (duck-typed)."""
-    for attr in ("_data", "_design", "group", "params", "random_effects"):
-        if not hasattr(fit, attr):
-            raise TypeError(
-                f"fit must be a MixedFit from mlm_lessons (e.g. mlm.fit_null(...)), not "
-                f"{type(fit).__name__}"
-            )
-    return fit._data, fit._design.outcome, fit.group
+    from mlm_lessons.models import _check_mixed_fit
+
+    _check_mixed_fit(fit, "from mlm_lessons (e.g. mlm.fit_null(...))")
+    return fit.data, fit.outcome, fit.group
 
 
 def _typical_row(data: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons import _lmm
+from mlm_lessons import _engine
 from mlm_lessons._checks import check_conf_level
 from mlm_lessons.compare import _cluster_vcov, _naive_vcov, _ols
 
@@ -254,12 +254,10 @@ def _fit_engine(y, X, Z, codes, *, reml: bool = True):
     would take most of the time, so they call the engine directly. ``tests/test_simulate.py``
     checks that this gives exactly what :func:`mlm_lessons.fit_mixed` gives.
     """
-    st = _lmm.sufficient_stats(y, X, Z, codes)
-    start = _lmm.moment_start(y, X, Z, codes, st, False)
-    opt = _lmm.optimize_theta(st, start, reml, False)
-    sol = _lmm.solve(opt.theta, st, reml, False)
-    cov = sol.sigma2 * np.linalg.inv(sol.XtX_adj)
-    return sol.beta, np.sqrt(np.diag(cov)), sol
+    q = Z.shape[1]
+    term = _engine.ReTerm(codes, Z, int(codes.max()) + 1, _engine.Layout.of(q, [tuple(range(q))]))
+    fit = _engine.fit_lmm(y, X, [term], reml)
+    return fit.beta, np.sqrt(np.diag(fit.vcov)), fit
 
 
 def coverage_study(
@@ -476,9 +474,9 @@ def icc_estimator_study(
         a = _anova(y, codes, J)
         est[s, 0] = _slide_from(a)[0]
         est[s, 1] = _anova_from(a)[0]
-        _, _, sol = _fit_engine(y, ones, ones, codes)
-        tau00 = sol.sigma2 * sol.lam[0, 0] ** 2
-        est[s, 2] = tau00 / (tau00 + sol.sigma2)
+        _, _, fit = _fit_engine(y, ones, ones, codes)
+        tau00 = float(fit.T[0][0, 0])
+        est[s, 2] = tau00 / (tau00 + fit.sigma2)
     truth = float(tau2) / (float(tau2) + sigma2)
     mean = est.mean(axis=0)
     return pd.DataFrame(

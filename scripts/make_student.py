@@ -9,9 +9,8 @@ left out; the exercises stay. Output in ``_build/student/``: the folder
 ``mlm-course-student.zip``:
 
 - ``book/``: the notebooks, and any other repository file a notebook opens by a relative
-  path (e.g. ``tests/reference/...``);
-- ``mlm_lessons/`` (with its data when the package ships them), ``data/`` (when the
-  repository keeps the data beside the package), ``pyproject.toml``;
+  path;
+- ``mlm_lessons/``, which carries its data (``mlm_lessons/datasets/``), and ``pyproject.toml``;
 - ``requirements.lock``: the *lean* lock (``lean_lock.py``), only what running the
   notebooks needs, every pin equal to the course's;
 - ``LICENSE``, a ``README.md`` and a ``Makefile`` whose ``make env`` installs the lean lock
@@ -59,8 +58,8 @@ make lab    # opens JupyterLab on the notebooks in book/
 Without `make`: `python3.11 -m venv .venv`, `.venv/bin/pip install -r requirements.lock`,
 `.venv/bin/pip install --no-deps --no-build-isolation -e .`, then
 `.venv/bin/jupyter lab --notebook-dir=book`. The notebooks use the course's helper package
-`mlm_lessons/`, which brings its data sets; nothing is downloaded once the packages are
-installed. `requirements.lock` pins only what the notebooks need (the scientific Python
+`mlm_lessons/`, which carries the data sets (`mlm_lessons/datasets/`); nothing is downloaded
+once the packages are installed. `requirements.lock` pins only what the notebooks need (the scientific Python
 stack, JupyterLab and their dependencies), at the versions the course was tested with.
 
 Chapters:
@@ -159,24 +158,17 @@ def build(root: Path = ROOT, out: Path | None = None) -> Path:
         target = folder / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-    _copy_tree(root / "mlm_lessons", folder / "mlm_lessons")
-    if (root / "data").is_dir():  # the data beside the package (until they move into it)
-        _copy_tree(root / "data", folder / "data")
+    _copy_tree(root / "mlm_lessons", folder / "mlm_lessons")  # with mlm_lessons/datasets/
     for name in ("pyproject.toml", "LICENSE"):
         shutil.copy2(root / name, folder / name)
     (folder / "requirements.lock").write_text(lean_lock(root))
-    data_readme = next(
-        (
-            p
-            for p in (folder / "data" / "README.md", folder / "mlm_lessons" / "data" / "README.md")
-            if p.is_file()
-        ),
-        None,
-    )
+    data_readme = folder / "mlm_lessons" / "datasets" / "README.md"
+    if not data_readme.is_file():
+        raise FileNotFoundError(f"{data_readme.relative_to(folder)}: the data sets' codebook")
     (folder / "README.md").write_text(
         STUDENT_README.format(
             chapters="\n".join(titles),
-            data_readme=f"`{data_readme.relative_to(folder).as_posix()}`" if data_readme else "",
+            data_readme=f"`{data_readme.relative_to(folder).as_posix()}`",
         )
     )
     flags, overrides = lab_settings(root / "Makefile")

@@ -1,7 +1,13 @@
-"""The bundled data: registry, checksums, schema, and errors that name the file."""
+"""The bundled data: registry, checksums, schema, and errors that name the file.
+
+The data and the published reference tables ship inside the package
+(``mlm_lessons/datasets/``); ``tests/test_packaging.py`` checks that an installed wheel
+carries and loads all of them.
+"""
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +19,7 @@ from mlm_lessons import data as data_mod
 
 @pytest.fixture
 def data_copy(tmp_path, monkeypatch):
-    """A writable copy of data/ that MLM_DATA_DIR points to."""
+    """A writable copy of the package's data folder that MLM_DATA_DIR points to."""
     folder = tmp_path / "data"
     shutil.copytree(mlm.data_dir(), folder)
     monkeypatch.setenv("MLM_DATA_DIR", str(folder))
@@ -27,6 +33,20 @@ def test_registry_checksums_match_files():
     for row in registry.itertuples():
         digest = hashlib.sha256((mlm.data_dir() / row.file).read_bytes()).hexdigest()
         assert digest == row.sha256, row.file
+
+
+def test_data_ship_inside_the_package(monkeypatch):
+    monkeypatch.delenv("MLM_DATA_DIR", raising=False)
+    assert mlm.data_dir() == Path(mlm.__file__).resolve().parent / "datasets"
+    assert (mlm.data_dir() / "README.md").is_file()  # the codebook travels with the data
+    monkeypatch.setenv("MLM_DATA_DIR", "")  # empty: the default, as if unset
+    assert mlm.data_dir() == Path(mlm.__file__).resolve().parent / "datasets"
+
+
+def test_codebook_lists_every_file_with_its_checksum():
+    codebook = (mlm.data_dir() / "README.md").read_text()
+    for row in pd.read_csv(mlm.data_dir() / "registry.csv").itertuples():
+        assert f"| `{row.file}` | {row.rows} | `{row.sha256}` |" in codebook, row.file
 
 
 def test_every_csv_in_data_is_registered():
@@ -108,3 +128,62 @@ def test_missing_registry(data_copy):
     (data_copy / "registry.csv").unlink()
     with pytest.raises(FileNotFoundError, match="registry.csv"):
         mlm.load_dataset("hsb")
+
+
+def test_missing_registry_under_mlm_data_dir_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLM_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"registry.csv.*MLM_DATA_DIR must name a folder"):
+        mlm.load_dataset("hsb")
+
+
+def test_mlm_data_dir_overrides_the_package_data(data_copy):
+    assert mlm.data_dir() == data_copy
+    (data_copy / "raudenbush_bryk_2002.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="'raudenbush_bryk_2002.csv' not found"):
+        mlm.load_reference("raudenbush_bryk_2002")
+
+
+def test_dataset_name_must_be_a_string():
+    with pytest.raises(TypeError, match="name must be a string"):
+        mlm.load_dataset(["hsb"])
+
+
+# --- the published reference tables ------------------------------------------------------
+
+
+def test_reference_table_of_raudenbush_bryk():
+    published = mlm.load_reference("raudenbush_bryk_2002")
+    assert list(published.columns) == ["table", "model", "quantity", "published", "note"]
+    assert published.groupby("table").size().to_dict() == {
+        "Table 4.2": 5, "Table 4.3": 4, "Table 4.4": 6, "Table 4.5": 10,
+    }
+    assert published["published"].dtype == np.float64
+    assert not published[["table", "model", "quantity", "published"]].isna().any().any()
+    # values the book prints (Raudenbush & Bryk 2002, ch. 4), two decimals
+    by = published.set_index(["table", "quantity"])["published"]
+    assert by["Table 4.2", "fixef[(Intercept)]"] == 12.64
+    assert by["Table 4.4", "T[cses,cses]"] == 0.68
+    assert by["Table 4.5", "fixef[cses:catholic]"] == -1.64
+    # every quantity is one that compare_with_published understands
+    pattern = r"^(fixef\[[^\]]+\]|se\[[^\]]+\]|T\[[^\],]+,[^\]]+\]|sigma2|icc)$"
+    assert published["quantity"].str.match(pattern).all()
+
+
+def test_reference_is_a_fresh_copy():
+    a = mlm.load_reference()
+    a.loc[0, "published"] = -1.0
+    assert mlm.load_reference().loc[0, "published"] == 12.64
+
+
+def test_unknown_reference():
+    with pytest.raises(KeyError, match="unknown reference table 'rb2002'; available: raudenbush"):
+        mlm.load_reference("rb2002")
+    with pytest.raises(TypeError, match="name must be a string"):
+        mlm.load_reference(2002)
+
+
+def test_altered_reference_fails_checksum(data_copy):
+    path = data_copy / "raudenbush_bryk_2002.csv"
+    path.write_text(path.read_text().replace("12.64", "12.65", 1))
+    with pytest.raises(ValueError, match="'raudenbush_bryk_2002.csv' does not match its checksum"):
+        mlm.load_reference("raudenbush_bryk_2002")

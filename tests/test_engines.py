@@ -134,7 +134,7 @@ def test_missing_values(sleepstudy):
 
 # --- compare_with_published -----------------------------------------------------------------
 
-PUBLISHED = pd.read_csv(Path(__file__).parent / "reference" / "raudenbush_bryk_tables.csv")
+PUBLISHED = mlm.load_reference("raudenbush_bryk_2002")
 
 
 def _lme4_value(ref: dict, quantity: str) -> float:

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import mlm_lessons as mlm
-from mlm_lessons import models
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_reference.json").read_text())
 
@@ -143,7 +142,7 @@ def test_loglik_agrees_with_statsmodels_at_our_estimates(fitted, name):
 
 def test_stage_functions_build_the_ladder(hsb):
     null = mlm.fit_null(hsb, "mathach", "school")
-    assert null.formula == "mathach ~ 1" and null.tau.shape == (1, 1)
+    assert null.formula == "mathach ~ 1 + (1 | school)" and null.tau.shape == (1, 1)
     ri = mlm.fit_random_intercept(hsb, "mathach", "school", predictors=["ses"])
     assert list(ri.params.index) == ["Intercept", "ses"]
     rc = mlm.fit_random_coefficient(hsb, "mathach", "school", predictors=["cses"])
@@ -186,9 +185,16 @@ def test_group_coefficients_and_new_groups(fitted, hsb):
     first = coefs.index[0]
     u0 = re[(re.group == first) & (re.term == "Intercept")]["estimate"].item()
     assert_allclose(coefs.loc[first, "Intercept"], fit.params["Intercept"] + u0)
-    # a school that was not in the fitted data gets the population-average prediction
+    # a school that was not in the fitted data: an error by default (lme4's
+    # allow.new.levels = FALSE), the population-average prediction when allowed
     new = hsb.iloc[:3].assign(school="new school")
-    assert_allclose(fit.predict(new), fit.predict(new, conditional=False))
+    with pytest.raises(ValueError, match="not in the fitted data.*allow_new_levels=True"):
+        fit.predict(new)
+    assert_allclose(fit.predict(new, allow_new_levels=True), fit.predict(new, conditional=False))
+    mixed = pd.concat([hsb.iloc[:2], new])
+    got = fit.predict(mixed, allow_new_levels=True).to_numpy()
+    assert_allclose(got[:2], fit.predict(hsb.iloc[:2]).to_numpy())
+    assert_allclose(got[2:], fit.predict(new, conditional=False).to_numpy())
 
 
 def test_refit_and_immutability(fitted, hsb):
@@ -315,20 +321,23 @@ def test_boundary_warning_when_a_variance_is_zero():
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "y": rng.normal(size=200)})
     df.loc[:, "y"] = df["y"] - df.groupby("g")["y"].transform("mean")  # no between variance
-    with pytest.warns(mlm.BoundaryWarning, match="variance of 'Intercept' is estimated at zero"):
+    with pytest.warns(mlm.BoundaryWarning, match="variance of 'Intercept' across 'g' is estimated at zero"):
         fit = mlm.fit_null(df, "y", "g")
     assert fit.tau.iloc[0, 0] < 1e-6
 
 
 def test_convergence_warning_names_remedies(monkeypatch, hsb):
-    real = models._lmm.optimize_theta
+    from mlm_lessons import _engine
+
+    real = _engine.check_convergence
 
     def stuck(*args, **kwargs):
-        opt = real(*args, **kwargs)
-        return type(opt)(**{**opt.__dict__, "scaled_gradient": 0.5})
+        conv = real(*args, **kwargs)
+        return type(conv)(**{**conv.__dict__, "max_grad": 0.5,
+                             "messages": ("failed to converge with max|grad| = 0.5",)})
 
-    monkeypatch.setattr(models._lmm, "optimize_theta", stuck)
-    with pytest.warns(mlm.ConvergenceWarning, match="did not converge.*simplify the random"):
+    monkeypatch.setattr(_engine, "check_convergence", stuck)
+    with pytest.warns(mlm.ConvergenceWarning, match="did not converge.*Simplify the random"):
         fit = mlm.fit_null(hsb, "mathach", "school")
     assert not fit.converged
 

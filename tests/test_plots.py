@@ -269,7 +269,7 @@ def test_fitted_lines_match_lme4_coefficients(sleep_fit):
     # each subject's line = lme4 fixef + BLUP for the first five subjects (sorted ids);
     # BLUPs of a random-slope model agree with lme4 to about 1e-3 relative
     ranef = REF["sleep_random_slope"]["REML"]["ranef_first5"]
-    order = list(pd.unique(sleep_fit._data["subject"]))
+    order = list(pd.unique(sleep_fit.data["subject"]))
     for k, sid in enumerate(ranef["group_ids"]):
         line = ax.lines[order.index(sid)]
         xs, ys = line.get_xdata(), line.get_ydata()

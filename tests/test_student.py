@@ -8,7 +8,7 @@ if the tests run as root, with pip barred from any index: the folder's ``.venv``
 exactly the distributions of the lean lock (linked from the course environment, so nothing
 is downloaded), so ``make env`` fails if the lean lock misses a dependency, JupyterLab must
 start from it and answer, and every notebook must run in the student's own kernel, with
-the folder's ``mlm_lessons`` and data.
+the folder's ``mlm_lessons`` and the data inside it (``mlm_lessons/datasets/``).
 """
 
 from __future__ import annotations
@@ -113,14 +113,15 @@ def test_edition_has_every_notebook_data_package_and_licence(edition):
     assert (edition / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
     assert "MIT" in (edition / "README.md").read_text()
     assert (edition / "mlm_lessons" / "__init__.py").is_file()
-    registry = next(edition.rglob("registry.csv"))
-    for line in registry.read_text().splitlines()[1:]:
-        assert (registry.parent / line.split(",")[0]).is_file(), line
+    registry = (edition / "mlm_lessons" / "datasets" / "registry.csv").read_text()
+    for line in registry.splitlines()[1:]:
+        assert (edition / "mlm_lessons" / "datasets" / line.split(",")[0]).is_file(), line
     with zipfile.ZipFile(edition.parent / f"{ms.NAME}.zip") as zf:
         names = set(zf.namelist())
     for page in NOTEBOOKS:
         assert f"{ms.NAME}/{_student_path(edition, page).relative_to(edition)}" in names
-    assert f"{ms.NAME}/requirements.lock" in names and f"{ms.NAME}/LICENSE" in names
+    for name in ("requirements.lock", "LICENSE", "mlm_lessons/datasets/registry.csv"):
+        assert f"{ms.NAME}/{name}" in names, name
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=[p.path.stem for p in NOTEBOOKS])
@@ -262,7 +263,8 @@ def _run(path: Path, folder: Path, venv: Path) -> str | None:
             "import sys, mlm_lessons as _m, pathlib as _p\n"
             f"_f = _p.Path({str(folder)!r}).resolve()\n"
             "assert _p.Path(_m.__file__).resolve().parent == _f / 'mlm_lessons', _m.__file__\n"
-            "assert _p.Path(_m.data_dir()).resolve().is_relative_to(_f), _m.data_dir()\n"
+            "_d = _p.Path(_m.data_dir()).resolve()\n"
+            "assert _d == _f / 'mlm_lessons' / 'datasets', _d\n"
             f"assert _p.Path(sys.prefix).resolve() == _p.Path({str(venv)!r}).resolve(), sys.prefix"
         )
     )

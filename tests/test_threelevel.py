@@ -36,10 +36,17 @@ def test_against_lme4(egsingle, name, method):
     assert_allclose(fit.params.to_numpy(), list(ref["fixef"].values()), rtol=2e-4)
     assert_allclose(fit.fixed["std_error"], list(ref["fixef_se"].values()), rtol=1e-3)
     # lme4: VarCorr(m)[["schoolid:childid"]], VarCorr(m)[["schoolid"]], sigma(m)^2
-    assert_allclose(fit.tau2.to_numpy(), np.array(ref["T_child"]), rtol=2e-3, atol=1e-4)
-    assert_allclose(fit.tau3.to_numpy(), np.array(ref["T_school"]), rtol=2e-3, atol=1e-4)
+    assert_allclose(fit.taus["childid"].to_numpy(), np.array(ref["T_child"]), rtol=2e-3,
+                    atol=1e-4)
+    assert_allclose(fit.taus["schoolid"].to_numpy(), np.array(ref["T_school"]), rtol=2e-3,
+                    atol=1e-4)
     assert_allclose(fit.sigma2, ref["sigma2"], rtol=1e-3)
-    assert (fit.n_obs, fit.n_level2, fit.n_level3) == (7230, 1721, 60)
+    assert fit.n_obs == 7230 and fit.ngroups == {"schoolid": 60, "childid": 1721}
+    # every level has BLUPs with conditional SEs
+    for level, n in fit.ngroups.items():
+        re = fit.random_effects(level)
+        assert len(re) == n * (2 if SPECS[name] else 1)
+        assert (re["std_error"] > 0).all()
 
 
 def test_simulated_truth_and_reused_child_labels():
@@ -51,23 +58,31 @@ def test_simulated_truth_and_reused_child_labels():
     y = (rng.normal(0, 1.0, J)[school] + rng.normal(0, 1.5, J * K)[child]
          + rng.normal(0, 2, J * K * n))
     df = pd.DataFrame({"s": school, "c": child % K, "y": y})
-    fit3 = mlm.fit_three_level(df, "y ~ 1", "c", "s")
+    # children are labelled 0..3 within every school: fit_three_level refuses to guess
+    # whether the labels restart within schools or the factors are crossed ...
+    with pytest.raises(ValueError, match=r"appear in more than one 's' unit.*\(1 \| s/c\)"):
+        mlm.fit_three_level(df, "y ~ 1", "c", "s")
+    # ... and lme4's (1 | s/c) says the labels restart within schools
+    fit3 = mlm.fit_mixed(df, "y ~ 1 + (1 | s/c)")
     part = fit3.variance_partition()
     assert_allclose(part["share"].sum(), 1.0)
     # known truth (1, 2.25, 4) within sampling error (J = 30 schools: loose for level 3)
     assert_allclose(part["variance"], [1.0, 2.25, 4.0], rtol=0.6)
-    # children are labelled 0..3 within every school: the compound key keeps them apart
-    assert fit3.n_level2 == J * K
-    re = fit3.random_effects("c")
+    assert fit3.ngroups == {"s": J, "s:c": J * K}
+    re = fit3.random_effects("s:c")
     assert len(re) == J * K
-    with pytest.raises(ValueError, match="level must be 'c' or 's'"):
+    with pytest.raises(KeyError, match="'school' is not a grouping factor"):
         fit3.random_effects("school")
+    # the same model with unique child ids
+    unique = df.assign(c=df["s"].astype(str) + ":" + df["c"].astype(str))
+    fit_u = mlm.fit_three_level(unique, "y ~ 1", "c", "s")
+    assert_allclose(fit_u.loglik, fit3.loglik, atol=1e-8)
 
 
 def test_variance_partition_needs_random_intercepts(egsingle):
     fit = mlm.fit_three_level(egsingle.iloc[:2000], "math ~ year", "childid", "schoolid",
                               re_formula2="year")
-    with pytest.raises(ValueError, match="random intercepts only"):
+    with pytest.raises(ValueError, match="random-slope model"):
         fit.variance_partition()
 
 

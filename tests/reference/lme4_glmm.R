@@ -1,7 +1,7 @@
 # Random-intercept logistic regressions on Contraception (mlmRev), written to lme4_glmm.json.
 # Rscript tests/reference/lme4_glmm.R   (from the repository root)
 suppressMessages({library(lme4); library(jsonlite)})
-cc <- read.csv("data/contraception.csv")
+cc <- read.csv("mlm_lessons/datasets/contraception.csv")
 cc$use01 <- as.integer(cc$use == "Y"); cc$urban01 <- as.integer(cc$urban == "Y")
 cc$age10 <- cc$age / 10  # decades: on the year scale age^2 makes lme4 warn "rescale variables"
 cc$livch <- factor(cc$livch, levels = c("0", "1", "2", "3+"))

@@ -2,7 +2,7 @@
 #
 # Run from the repository root:
 #     Rscript tests/reference/lme4_reference.R
-# Reads data/hsb_students.csv, data/hsb_schools.csv, data/sleepstudy.csv and writes
+# Reads mlm_lessons/datasets/{hsb_students,hsb_schools,sleepstudy}.csv and writes
 # tests/reference/lme4_reference.json.
 #
 # Requirements (Debian packages): r-base-core r-cran-lme4 r-cran-jsonlite
@@ -20,9 +20,9 @@ n_timing_reps <- as.integer(Sys.getenv("LME4_REF_TIMING_REPS", "20"))
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-stu <- read.csv(file.path("data", "hsb_students.csv"),
+stu <- read.csv(file.path("mlm_lessons", "datasets", "hsb_students.csv"),
                 colClasses = c(School = "character"), stringsAsFactors = FALSE)
-sch <- read.csv(file.path("data", "hsb_schools.csv"),
+sch <- read.csv(file.path("mlm_lessons", "datasets", "hsb_schools.csv"),
                 colClasses = c(School = "character"), stringsAsFactors = FALSE)
 stopifnot(nrow(stu) == 7185, nrow(sch) == 160, !anyDuplicated(sch$School))
 
@@ -45,7 +45,7 @@ hsb <- data.frame(
 hsb$cses     <- hsb$ses - ave(hsb$ses, hsb$school, FUN = mean)
 hsb$catholic <- as.integer(hsb$sector == "Catholic")
 
-sleep <- read.csv(file.path("data", "sleepstudy.csv"),
+sleep <- read.csv(file.path("mlm_lessons", "datasets", "sleepstudy.csv"),
                   colClasses = c(Subject = "character"), stringsAsFactors = FALSE)
 sleep$Subject <- factor(sleep$Subject)
 stopifnot(nrow(sleep) == 180)
@@ -474,8 +474,9 @@ out$what_could_go_wrong <- wcgw
 out$timings_ms <- timings
 out$checks <- checks
 out$data <- list(
-  students = "data/hsb_students.csv", schools = "data/hsb_schools.csv",
-  sleep = "data/sleepstudy.csv",
+  students = "mlm_lessons/datasets/hsb_students.csv",
+  schools = "mlm_lessons/datasets/hsb_schools.csv",
+  sleep = "mlm_lessons/datasets/sleepstudy.csv",
   merge = "school file merged into student file by School (student row order kept); school file MEANSES used",
   cses = "SES minus the sample mean of SES within school",
   catholic = "as.integer(Sector == 'Catholic')",

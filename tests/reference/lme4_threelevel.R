@@ -1,7 +1,7 @@
 # Three-level reference fits on egsingle (mlmRev), written to lme4_threelevel.json.
 # Rscript tests/reference/lme4_threelevel.R   (from the repository root)
 suppressMessages({library(lme4); library(jsonlite)})
-eg <- read.csv("data/egsingle.csv")
+eg <- read.csv("mlm_lessons/datasets/egsingle.csv")
 eg$schoolid <- factor(eg$schoolid); eg$childid <- factor(eg$childid)
 models <- list(
   intercepts = "math ~ year + (1 | schoolid:childid) + (1 | schoolid)",
