@@ -61,7 +61,7 @@ format: env
 
 # JupyterLab on book/ (the pages' "JupyterLab" launch links expect port 8888); it fetches
 # nothing: no update check, no news feed, no PyPI extension manager. --allow-root for
-# workshop containers that run as root. `make lab LAB_DIR=_build/notebooks/book` opens the
+# workshop containers that run as root. `make lab LAB_DIR=_build/notebooks` opens the
 # rendered edition (`make notebooks`) instead. The student edition's Makefile uses the same
 # flags (scripts/make_student.py; tests/test_student.py compares them).
 # The server flags stop the fetches; the settings override stops JupyterLab from asking
@@ -84,7 +84,8 @@ student: env
 	$(BIN)/python scripts/make_student.py
 
 # The notebooks with the MyST markup replaced by what the book prints (numbers, glued
-# values, references), readable in any JupyterLab or Colab: _build/notebooks/
+# values, references), readable in any JupyterLab or Colab: _build/notebooks/<chapter>.ipynb,
+# what .github/workflows/pages.yml publishes on the notebooks branch for Colab and Binder
 notebooks: env
 	$(BIN)/python scripts/render_notebooks.py
 

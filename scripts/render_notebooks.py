@@ -23,9 +23,17 @@ titles and glued values the same way Sphinx does):
   repository files a chapter reads by a relative path; where the package is installed (the
   repository, the student edition) it does nothing.
 
-Output: ``_build/notebooks/``, laid out like the repository (``book/NN-topic.ipynb``, plus
-the files the notebooks open by a relative path, e.g. ``tests/reference/...``), so every
-notebook runs where it is.
+Output: ``_build/notebooks/``, what the deployment workflow (``.github/workflows/pages.yml``)
+publishes on the repository's ``notebooks`` branch, where the book's Colab and Binder links
+open ``<chapter>.ipynb`` (``scripts/sphinx_course.py``):
+
+- ``NN-topic.ipynb``: every chapter, at the top (the chapters' folder, ``mlm_lab_root`` of
+  ``_config.yml``, is left out of the path);
+- the repository files a chapter opens by a relative path (e.g.
+  ``tests/reference/lme4_reference.json``), under their repository paths, with the path in
+  the chapter's code changed to match, so every notebook runs where it is;
+- for Binder: ``requirements.txt`` (``mlm_lessons`` from the repository, its dependencies
+  pinned as in ``requirements.lock``) and ``runtime.txt`` (Python 3.11); a ``README.md``.
 """
 
 from __future__ import annotations
@@ -659,6 +667,66 @@ def repository(refs: BookRefs) -> tuple[str, str]:
     return (repo.get("url") or "").strip(), (repo.get("branch") or "main").strip()
 
 
+def notebook_root(refs: BookRefs) -> Path:
+    """The chapters' folder (``mlm_lab_root`` in ``_config.yml``, default ``book``)."""
+    config = (refs.config.get("sphinx") or {}).get("config") or {}
+    return refs.root / str(config.get("mlm_lab_root") or "book").strip("/")
+
+
+def edition_path(refs: BookRefs, page) -> Path:
+    """Where the rendered edition puts a chapter, relative to its top folder."""
+    top = notebook_root(refs).resolve()
+    path = page.path.resolve()
+    if not path.is_relative_to(top):
+        raise RenderError(f"{page.path}: a chapter outside {top.name}/ (mlm_lab_root)")
+    return path.relative_to(top)
+
+
+def repath_code(nb, paths: dict[str, str]) -> int:
+    """Replace the string literals ``paths`` maps (old -> new) in the code cells; count them."""
+    n = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or (cell.metadata.get("mlm_course") or {}).get("setup"):
+            continue
+        source = _source(cell)
+        for old, new in paths.items():
+            for quote_ in ('"', "'"):
+                n += source.count(quote_ + old + quote_)
+                source = source.replace(quote_ + old + quote_, quote_ + new + quote_)
+        cell.source = source
+    return n
+
+
+def binder_files(root: Path, url: str, branch: str) -> dict[str, str]:
+    """``requirements.txt``, ``runtime.txt`` and ``README.md`` of the published notebooks."""
+    from lean_lock import closure, package_dependencies, read_lock
+
+    pins = read_lock(root / "requirements.lock")
+    keep = closure(package_dependencies(root), pins)
+    lines = [
+        "# Binder installs these: mlm_lessons from the course's repository, and its",
+        "# dependencies at the versions of the course's requirements.lock",
+        "# (written by scripts/render_notebooks.py; do not edit).",
+    ]
+    repo = url.strip().rstrip("/").removesuffix(".git")
+    if repo:
+        lines.append(f"mlm-lessons @ git+{repo}.git@{branch}")
+    lines += [f"{n}=={v}" for key, (n, v) in pins.items() if key in keep]
+    source = f"[the course's repository]({repo})" if repo else "the course's repository"
+    readme = (
+        "# Multilevel models in Python: the chapters as notebooks\n\n"
+        "The chapters of the book with their numbers, equations and references written in, "
+        "so that they read as the book does in JupyterLab, Colab or Binder. Each chapter's "
+        "first cell installs the course's package `mlm_lessons` where it is missing. "
+        f"Generated from {source} by `make notebooks`; do not edit here.\n"
+    )
+    return {
+        "requirements.txt": "\n".join(lines) + "\n",
+        "runtime.txt": "python-3.11\n",
+        "README.md": readme,
+    }
+
+
 def render_book(
     root: Path = ROOT,
     out: Path = OUT,
@@ -666,7 +734,7 @@ def render_book(
     solutions: bool = True,
     refs: BookRefs | None = None,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Render every notebook of ``_toc.yml`` into ``out`` (laid out like the repository).
+    """Render every notebook of ``_toc.yml`` into ``out`` (layout: the module docstring).
 
     Returns the substitution log of each notebook, by docname.
     """
@@ -679,9 +747,14 @@ def render_book(
     for page in refs.toc.notebooks:
         nb = nbformat.read(page.path, as_version=4)
         folder = page.path.resolve().parent
+        target = out / edition_path(refs, page)
         files = referenced_files(nb, folder, root)
         extra.update(files)
-        pairs = [(str(Path(_relpath(f, folder))), f.relative_to(root).as_posix()) for f in files]
+        # a file keeps its repository path in the edition; the chapter's code points at it
+        moved = {
+            _relpath(f, folder): _relpath(out / f.relative_to(root), target.parent) for f in files
+        }
+        pairs = [(moved[_relpath(f, folder)], f.relative_to(root).as_posix()) for f in files]
         rendered, log = render_notebook(
             nb,
             refs,
@@ -689,10 +762,10 @@ def render_book(
             solutions=solutions,
             setup=setup_cell_source(url, branch, pairs),
         )
+        repath_code(rendered, {old: new for old, new in moved.items() if old != new})
         leftover = leftover_markup(rendered)
         if leftover:
             raise RenderError(f"{page.path.name}: MyST markup left: {leftover[:5]}")
-        target = out / page.path.resolve().relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(rendered, target)
         logs[page.docname] = log
@@ -700,6 +773,8 @@ def render_book(
         target = out / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
+    for name, text in binder_files(root, url, branch).items():
+        (out / name).write_text(text, encoding="utf-8")
     return logs
 
 

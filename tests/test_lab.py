@@ -112,7 +112,7 @@ def rendered_lab(tmp_path_factory):
         shutil.rmtree(out)
     rn.render_book(ROOT, out)
     tmp = tmp_path_factory.mktemp("rendered-lab")
-    cmd = ["make", "-s", "lab", f"PYTHON={sys.executable}", f"LAB_DIR={out / 'book'}"]
+    cmd = ["make", "-s", "lab", f"PYTHON={sys.executable}", f"LAB_DIR={out}"]
     # render every cell at once (JupyterLab draws only the visible ones by default), so
     # that the test can scroll to any of them; a setting of this test, not of the course
     settings = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}

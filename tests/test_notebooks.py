@@ -22,9 +22,11 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
+import yaml
 from _publishing import BUILD, ROOT, newest_source_mtime, run
 
 rn = importlib.import_module("render_notebooks")
@@ -292,9 +294,68 @@ NOTEBOOKS = importlib.import_module("book_toc").read_toc(ROOT).notebooks
 RAW_MYST = re.compile(r"\{[\w:.-]+\}`|^[ \t>]*(```|:::|~~~)+\s*\{|^[ \t>]*:[a-z-]+:[ \t]", re.M)
 
 
+def _edition_path(out: Path, page) -> Path:
+    """Where the Colab and Binder links of the book look for the chapter (``<chapter>.ipynb``
+    at the top of the ``notebooks`` branch, relative to ``mlm_lab_root``)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    return out / page.path.resolve().relative_to((ROOT / config["mlm_lab_root"]).resolve())
+
+
 def _rendered(edition, page) -> nbformat.NotebookNode:
     out, _ = edition
-    return nbformat.read(out / page.path.resolve().relative_to(ROOT.resolve()), as_version=4)
+    return nbformat.read(_edition_path(out, page), as_version=4)
+
+
+def test_layout_is_what_the_launch_links_open(edition):
+    out, _ = edition
+    notebooks = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.ipynb"))
+    assert notebooks == sorted(_edition_path(out, p).relative_to(out).as_posix() for p in NOTEBOOKS)
+    assert all("/" not in name for name in notebooks), "chapters at the top of the branch"
+    # the path in a chapter's Colab and Binder links, as scripts/sphinx_course.py computes it
+    sc = importlib.import_module("sphinx_course")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    for page in NOTEBOOKS:
+        source = page.path.resolve().relative_to(ROOT.resolve()).as_posix()
+        app = SimpleNamespace(
+            env=SimpleNamespace(doc2path=lambda name, base, s=source: s),
+            config=SimpleNamespace(mlm_lab_root=config["mlm_lab_root"]),
+        )
+        link_path = sc._notebook_path(app, page.docname).as_posix()
+        assert (out / link_path).is_file(), link_path
+
+
+def test_binder_gets_the_package_and_the_course_pins(edition):
+    out, _ = edition
+    lock = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    lines = [
+        line
+        for line in (out / "requirements.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert lines[0] == f"mlm-lessons @ git+{url}.git@main"
+    pins = dict(line.split("==") for line in lines[1:])
+    for name in ("numpy", "scipy", "pandas", "statsmodels", "matplotlib"):
+        assert pins[name] == lock[name], name
+    assert pins.items() <= lock.items()
+    assert not {"jupyterlab", "sphinx", "pytest"} & set(pins)
+    assert (out / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_files_a_chapter_reads_are_beside_it_and_its_code_points_there(edition):
+    out, _ = edition
+    for page in NOTEBOOKS:
+        nb = _rendered(edition, page)
+        target = _edition_path(out, page)
+        for cell in nb.cells[1:]:
+            if cell.cell_type == "code" and not cell.metadata.get("mlm_course", {}).get("setup"):
+                for literal in re.findall(r"open\((['\"])([^'\"]+)\1", cell.source):
+                    path = (target.parent / literal[1]).resolve()
+                    assert path.is_file() and path.is_relative_to(out.resolve()), literal[1]
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=[p.path.stem for p in NOTEBOOKS])
@@ -368,6 +429,11 @@ def test_numbers_and_values_match_the_web_book(edition, site, page):
 
 # --- every rendered notebook runs -------------------------------------------------------------------
 
+# per cell: the book's execution timeout (_config.yml, measured on an idle machine) five
+# times over, for test machines whose cores are shared
+CELL_TIMEOUT = 5 * yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"]
+
+
 # blocks every connection that is not to this machine, in the kernel that runs the notebook
 OFFLINE = """\
 import socket as _socket
@@ -389,7 +455,7 @@ def _execute(path: Path) -> str | None:
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "PYTHONPATH")}
     client = NotebookClient(
         nb,
-        timeout=120,
+        timeout=CELL_TIMEOUT,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         allow_errors=False,
@@ -403,7 +469,7 @@ def _execute(path: Path) -> str | None:
 
 def test_every_rendered_notebook_runs_offline(edition):
     out, _ = edition
-    paths = [out / p.path.resolve().relative_to(ROOT.resolve()) for p in NOTEBOOKS]
+    paths = [_edition_path(out, p) for p in NOTEBOOKS]
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
         failures = [f for f in pool.map(_execute, paths) if f]
     assert not failures, "\n".join(failures)

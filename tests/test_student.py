@@ -27,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from _jupyterlab import get, running_lab
 from _publishing import ROOT, require  # puts scripts/ on sys.path
 from packaging.utils import canonicalize_name
@@ -37,6 +38,9 @@ read_toc = importlib.import_module("book_toc").read_toc
 
 code = nbformat.v4.new_code_cell
 NOTEBOOKS = read_toc(ROOT).notebooks
+# per cell: the book's execution timeout (_config.yml, measured on an idle machine) five
+# times over, for test machines whose cores are shared
+CELL_TIMEOUT = 5 * yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"]
 # what a student does not need; none of it may be in the lean lock
 DEVELOPMENT = (
     "sphinx",
@@ -275,7 +279,7 @@ def _run(path: Path, folder: Path, venv: Path) -> str | None:
     client = NotebookClient(
         nb,
         km=km,
-        timeout=120,
+        timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(path.parent)}},
         allow_errors=False,
     )
