@@ -611,6 +611,8 @@ class MixedFit(ResultDisplay):
         sigma2 : float
             The residual variance.
 
+        Notes
+        -----
         The fixed effects are at their GLS estimates given these values. At the estimates,
         ``fit.deviance_at(fit.taus, fit.sigma2) == -2 * fit.loglik``.
         """
