@@ -40,7 +40,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -52,7 +51,7 @@ from print_notebooks import (  # noqa: E402
     SOLUTIONS_BEGIN,
     SOLUTIONS_END,
     print_notebook,
-    size_wide_tables,
+    size_tables,
 )
 
 DEBIAN_PACKAGES = (
@@ -75,7 +74,7 @@ DESCRIPTION = (
     "picture of grouped data to the general model in matrix form, with estimation and "
     "inference, model checking, three-level, generalized and longitudinal models. Every "
     "number is computed by the course's notebooks with the \\texttt{mlm\\_lessons} package "
-    "and checked against R's lme4, Stata and the published tables."
+    "and checked against R's lme4 and the published tables."
 )
 
 # Print settings of the LaTeX build (the web book's configuration is not changed).
@@ -104,19 +103,29 @@ def check_tools() -> None:
         )
 
 
-def run(cmd: list[str], cwd: Path, log: Path | None = None) -> None:
+def run(cmd: list[str], cwd: Path, log: Path | None = None, *, check: bool = True) -> bool:
+    """Run ``cmd``; on failure stop with its output's tail (or return False if not ``check``)."""
     env = dict(os.environ, LATEXOPTS="-interaction=nonstopmode -halt-on-error")
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if log is not None:
         log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and check:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc.returncode == 0
 
 
 def latexmk(tex: Path) -> Path:
-    """XeLaTeX through latexmk (Sphinx's latexmkrc maps -pdf to xelatex when present)."""
-    run(["latexmk", "-pdf", "-dvi-", "-ps-", tex.name], tex.parent, tex.with_suffix(".latexmk"))
+    """XeLaTeX through latexmk (Sphinx's latexmkrc maps -pdf to xelatex when present).
+
+    The auxiliary files of the last build are reused (fewer LaTeX runs). If the build fails
+    with them (an interrupted build leaves a truncated ``.aux``), it is redone from none.
+    """
+    cmd = ["latexmk", "-pdf", "-dvi-", "-ps-", tex.name]
+    log = tex.with_suffix(".latexmk")
+    if not run(cmd, tex.parent, log, check=False):
+        run(["latexmk", "-C", tex.name], tex.parent)
+        run(cmd, tex.parent, log)
     return tex.with_suffix(".pdf")
 
 
@@ -170,7 +179,7 @@ def stage(root: Path, dest: Path) -> dict[str, dict[str, int]]:
             nb, counts[path.stem] = print_notebook(nbformat.read(path, as_version=4))
             _write_if_changed(target, nbformat.writes(nb) + "\n")
         elif path.suffix == ".md":
-            _write_if_changed(target, size_wide_tables(path.read_text(encoding="utf-8")))
+            _write_if_changed(target, size_tables(path.read_text(encoding="utf-8")))
         elif path.is_file():
             _write_if_changed(target, path.read_text(encoding="utf-8"))
     return counts
@@ -256,11 +265,50 @@ def fix_bibliography(tex: str) -> str:
     )
 
 
+def fix_front_matter(tex: str, title: str = "Welcome") -> str:
+    """The welcome page as an unnumbered chapter, as printed books open.
+
+    Sphinx sets the root document's text right after the contents without a heading, its
+    sections as bold lines of three sizes, and the running foot still says "Contents". Here
+    it gets a heading (in the contents and the running head), its sections are unnumbered
+    sections, and the list of chapters that ends it on the web (the contents, again) goes.
+    """
+    m = re.search(
+        r"(\\sphinxtableofcontents\n\\pagestyle\{normal\}\n)(.*?)(?=\\sphinxstepscope\s*\n\s*\\part\{)",
+        tex,
+        re.S,
+    )
+    if m is None:
+        raise ValueError("the book's LaTeX has no front matter between the contents and Part I")
+    front = re.sub(
+        r"\\begin\{DUlineblock\}\{0em\}\n\\item\[\] \\sphinxstylestrong\{\\(?:Large|large|normalsize)\s+"
+        r"((?:[^{}]|\{[^{}]*\})*)\}\n\\end\{DUlineblock\}",
+        r"\\section*{\1}",
+        m.group(2),
+    )
+    # the lists of chapters at its end (one per part): top-level itemizes that link pages
+    while (end := front.rstrip()).endswith("\\end{itemize}"):
+        depth, pos = 0, len(end)
+        for tok in reversed(list(re.finditer(r"\\(begin|end)\{itemize\}", end))):
+            depth += 1 if tok.group(1) == "end" else -1
+            if depth == 0:
+                pos = tok.start()
+                break
+        if "\\hyperref[" not in end[pos:]:
+            break
+        front = end[:pos].rstrip() + "\n\n"
+    heading = (
+        f"\\chapter*{{{title}}}\\addcontentsline{{toc}}{{chapter}}{{{title}}}"
+        f"\\markboth{{{title}}}{{{title}}}\n"
+    )
+    return tex[: m.start(2)] + heading + front + tex[m.end(2) :]
+
+
 def break_code_in_tables(tex: str) -> str:
-    """Inline code in table cells may break after ``=``, ``(`` and ``,`` (never hyphenated)."""
+    """Inline code in table cells may break after ``=`` and ``,`` (never hyphenated)."""
 
     def cell_code(m: re.Match) -> str:
-        inner = re.sub(r"([=(,])(?=.)", r"\1\\allowbreak{}", m.group(1))
+        inner = re.sub(r"([=,])(?=.)", r"\1\\allowbreak{}", m.group(1))
         return "\\sphinxupquote{" + inner + "}"
 
     def table(m: re.Match) -> str:
@@ -278,28 +326,46 @@ def _pdf_text(text: str) -> str:
     return re.sub(r"([\\{}])", "", text)
 
 
+def package_version() -> str:
+    """``mlm_lessons.__version__``, the version pyproject.toml takes (read, not imported)."""
+    init = (ROOT / "mlm_lessons" / "__init__.py").read_text(encoding="utf-8")
+    m = re.search(r"(?m)^__version__\s*=\s*[\"']([^\"']+)[\"']", init)
+    return m.group(1) if m else ""
+
+
+def edition_date() -> dt.date:
+    """The date of the sources: the last commit's, so that a rebuild prints the same date."""
+    proc = subprocess.run(
+        ["git", "log", "-1", "--format=%cs"], cwd=ROOT, capture_output=True, text=True
+    )
+    try:
+        return dt.date.fromisoformat(proc.stdout.strip())
+    except ValueError:  # not a git checkout (e.g. an unpacked archive)
+        return dt.date.today()
+
+
 def settings(config: dict, edition: str, part: str = "") -> str:
     """The macros ``mlmprint.sty``'s cover reads, and the PDF's title metadata."""
     title = config.get("title", "")
     author = config.get("author", "")
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("version", "")
+    version = package_version()
     url = ((config.get("repository") or {}).get("url") or "").strip()
     copyright_ = config.get("copyright", "")
     licence = (
         f"\\copyright{{}} {latex_escape(str(copyright_))} {latex_escape(author)}. The code of "
         "the course is under the MIT licence (\\texttt{LICENSE}); the data sets keep their own "
-        "sources, licences and citations (\\texttt{data/README.md})."
+        "sources, licences and citations (\\texttt{mlm\\_lessons/datasets/README.md})."
     )
     if url:
         licence += f" Source: \\url{{{url}}}."
-    full_title = f"{title}: {part}" if part else title
+    full_title = f"{title}, {part}" if part else title
     macros = {
         "mlmtitle": latex_escape(title),
         "mlmsubtitle": latex_escape(SUBTITLE),
         "mlmauthor": latex_escape(author),
         "mlmedition": EDITIONS[edition][1],
         "mlmpart": latex_escape(part),
-        "mlmdate": dt.date.today().strftime("%-d %B %Y"),
+        "mlmdate": edition_date().strftime("%-d %B %Y"),
         "mlmversion": f"Version {latex_escape(version)}" if version else "",
         "mlmdescription": DESCRIPTION,
         "mlmlicence": licence,
@@ -317,6 +383,41 @@ def with_settings(tex: str, text: str) -> str:
     if marker not in tex:
         raise ValueError("the LaTeX preamble has no mlm-course settings marker")
     return tex.replace(marker, marker + text, 1)
+
+
+def unframe_solutions(tex: str) -> str:
+    """Set the solutions of each chapter's Solutions section without a box (``mlmsolution``).
+
+    sphinx-exercise writes every solution as an admonition, a framed box; framed boxes break
+    across pages poorly, and in the instructor set a solution's table ran into the foot of
+    the page. Admonitions inside a solution keep their box.
+    """
+    pattern = re.compile(re.escape(SOLUTIONS_BEGIN) + r".*?" + re.escape(SOLUTIONS_END), re.S)
+    token = re.compile(
+        r"\\begin\{sphinxadmonition\}\{note\}\{(Solution to (?:[^{}]|\{[^{}]*\})*)\}"
+        r"|\\begin\{sphinxadmonition\}|\\end\{sphinxadmonition\}"
+    )
+
+    def section(m: re.Match) -> str:
+        text, out, pos, stack = m.group(0), [], 0, []
+        for t in token.finditer(text):
+            out.append(text[pos : t.start()])
+            if t.group(1) is not None and not stack:
+                out.append(f"\\begin{{mlmsolution}}{{{t.group(1)}}}")
+                stack.append("mlmsolution")
+            elif t.group(0).startswith("\\begin"):
+                out.append(t.group(0))
+                stack.append("sphinxadmonition")
+            else:
+                if not stack:
+                    raise ValueError("an \\end{sphinxadmonition} without a begin in Solutions")
+                out.append(f"\\end{{{stack.pop()}}}")
+            pos = t.end()
+        if stack:
+            raise ValueError("an unclosed admonition in a Solutions section")
+        return "".join(out) + text[pos:]
+
+    return pattern.sub(section, tex)
 
 
 def cut_solutions(tex: str) -> str:
@@ -355,7 +456,8 @@ def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: 
 
 
 def finish(tex: str, toc: Toc) -> str:
-    return break_code_in_tables(fix_bibliography(fix_parts(fix_exercise_refs(tex), toc)))
+    tex = fix_parts(fix_exercise_refs(tex), toc)
+    return unframe_solutions(break_code_in_tables(fix_bibliography(fix_front_matter(tex))))
 
 
 # --- cheat sheet --------------------------------------------------------------------------

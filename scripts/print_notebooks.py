@@ -5,7 +5,8 @@
 - **No bookkeeping**: ``glue(...)`` statements are left out of the printed code, and so are
   assignments whose only use was a glue call; a cell left with no code and no visible
   output is not printed at all (``remove-cell``), one with output only prints the output.
-- **Data frames as tables**: a pandas HTML table becomes a booktabs LaTeX table (a
+- **Data frames as tables**: a pandas HTML table (and a result object's, e.g. an LR
+  test's) becomes a booktabs LaTeX table (a
   ``{raw} latex`` block in a ``text/markdown`` output, rendered as MyST for that cell only),
   scaled down to the line width when it is wider; the monospace text, which pandas wraps
   with ``\\`` when it is wide, is not printed.
@@ -13,8 +14,9 @@
   ``{solution-end}`` span moves, in order, under a last "Solutions" section, framed by
   LaTeX comments (``SOLUTIONS_BEGIN`` / ``SOLUTIONS_END``) so that the student handouts can
   be cut from the same LaTeX source.
-- **Wide Markdown tables** (five columns or more) get a ``{tabularcolumns}`` spec with
-  ragged-right columns sized by their content, so that no column runs past the margin.
+- **Markdown tables** (three columns or more) get a ``{tabularcolumns}`` spec with
+  ragged-right columns sized by their content, set smaller when the columns' longest
+  words need it, so that no column runs into the next or past the margin.
 """
 
 from __future__ import annotations
@@ -177,10 +179,13 @@ class _Table(HTMLParser):
         self.body: list[list[list]] = []
         self.section = None
         self.cell = None
+        self.caption: str | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("thead", "tbody"):
+        if tag == "caption":
+            self.caption = ""
+        elif tag in ("thead", "tbody"):
             self.section = self.head if tag == "thead" else self.body
         elif tag == "tr" and self.section is not None:
             self.section.append([])
@@ -190,7 +195,9 @@ class _Table(HTMLParser):
             self.cell[1] += " "
 
     def handle_endtag(self, tag):
-        if tag in ("th", "td") and self.cell is not None:
+        if tag == "caption":
+            self.caption = " ".join((self.caption or "").split())
+        elif tag in ("th", "td") and self.cell is not None:
             self.cell[1] = " ".join(self.cell[1].split())
             self.section[-1].append(self.cell)
             self.cell = None
@@ -200,6 +207,8 @@ class _Table(HTMLParser):
     def handle_data(self, data):
         if self.cell is not None:
             self.cell[1] += data
+        elif self.caption is not None and self.section is None:
+            self.caption += data
 
 
 _NUMBER = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*(e[-+]?\d+)?|\.\d+|nan|NaN|inf|-inf|<NA>|None)?%?$")
@@ -253,7 +262,12 @@ def _index_width(row: list[tuple[str, str, int]]) -> int:
 
 
 def html_table_to_latex(html: str) -> str | None:
-    """A booktabs ``tabular`` for a pandas HTML table (None if it is not one)."""
+    """A booktabs ``tabular`` for an HTML table (None if it is not one).
+
+    pandas' ``to_html`` tables (index and column headers, spans), and the course's result
+    objects' tables (``class="mlm-result"``: a caption, then one header cell and one value
+    per row; the caption becomes a header over both columns).
+    """
     if "<table" not in html:
         return None
     parser = _Table()
@@ -263,6 +277,8 @@ def html_table_to_latex(html: str) -> str | None:
         return None
     n_index = max(_index_width(row) for row in body)
     width = max(sum(c[2] for c in row) for row in head + body)
+    if not head and parser.caption:
+        head = [[("th", parser.caption, width)]]
     # pandas puts the index names in a last header row of their own: merge it upwards
     if len(head) >= 2:
         last = head[-1]
@@ -292,7 +308,8 @@ def html_table_to_latex(html: str) -> str | None:
             cell = r"\textbf{" + latex_escape(text) + "}" if text else ""
             if span > 1:
                 cells.append(rf"\multicolumn{{{span}}}{{c}}{{{cell}}}")
-                rules.append(rf"\cmidrule(lr){{{col + 1}-{col + span}}}")
+                if span < width:  # a rule under a group of columns, not under a caption
+                    rules.append(rf"\cmidrule(lr){{{col + 1}-{col + span}}}")
             else:
                 cells.append(cell)
             col += span
@@ -304,7 +321,7 @@ def html_table_to_latex(html: str) -> str | None:
         cells = []
         for j, (tag, text, _) in enumerate(row):
             value = latex_escape(text)
-            if columns[j] == "r" and value.startswith("-"):
+            if value.startswith("-") and _NUMBER.match(value.replace(" ", "")):
                 value = "−" + value[1:]  # a minus sign, not a hyphen
             cells.append(value)
         cells += [""] * (width - len(cells))
@@ -322,9 +339,10 @@ def tables_to_latex(cells: list) -> int:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             html = data.get("text/html")
-            if not html or 'class="dataframe"' not in html:
+            html = html if isinstance(html, str) else "".join(html or [])
+            if 'class="dataframe"' not in html and 'class="mlm-result"' not in html:
                 continue
-            table = html_table_to_latex(html if isinstance(html, str) else "".join(html))
+            table = html_table_to_latex(html)
             if table is None:
                 continue
             output["data"] = {"text/markdown": f"```{{raw}} latex\n{table}\n```"}
@@ -390,15 +408,128 @@ def move_solutions(nb) -> int:
     return len(moved)
 
 
-# --- wide Markdown tables -----------------------------------------------------------------------------
+# --- Markdown tables ------------------------------------------------------------------------------
+
+# The page of the handouts (build_handouts.py sets the LaTeX margins from these).
+PAPER_WIDTH_CM = 21.0  # A4
+H_MARGIN_CM = 2.3
+LINE_WIDTH_PT = (PAPER_WIDTH_CM - 2 * H_MARGIN_CM) / 2.54 * 72.27
+# Sphinx's \Y{f} column is f * \linewidth wide, less 2 \tabcolsep (6 pt each) of padding
+CELL_PADDING_PT = 12.0
+# font sizes a table may be set in, largest first (the body is 10 pt)
+TABLE_SIZES = ((10.0, ""), (9.0, r"\small"), (8.0, r"\footnotesize"))
+# one column's share of the line that Sphinx's tables leave for rules
+USABLE = 0.98
 
 
-def _cell_text(cell: str) -> str:
-    return re.sub(r"\\\|", "|", re.sub(r"`([^`]*)`", r"\1", cell)).strip()
+def _char_em(ch: str, kind: str) -> float:
+    """Width of a character in em: FreeMono for code, FreeSans bold (headers), FreeSerif."""
+    if kind == "code":
+        return 0.6
+    if ch.isspace():
+        return 0.25
+    bold = kind == "head"
+    if ch.isupper():
+        return 0.72 if bold else 0.68
+    if ch.isdigit():
+        return 0.56 if bold else 0.5
+    if ch.isalpha():
+        return 0.56 if bold else 0.46
+    return 0.33
 
 
-def size_wide_tables(markdown: str, *, min_columns: int = 5) -> str:
-    """Put a ``{tabularcolumns}`` spec before every pipe table of ``min_columns`` or more."""
+def _math_text(tex: str) -> str:
+    """Roughly what a math span prints: commands dropped, their arguments kept."""
+    tex = re.sub(r"\\(mathbf|mathrm|text|boldsymbol|operatorname)\{([^{}]*)\}", r"\2", tex)
+    tex = re.sub(r"\\[a-zA-Z]+", "x", tex)  # a Greek letter or symbol: one character
+    return re.sub(r"[{}^_]", "", tex)
+
+
+def _cell_runs(cell: str, head: bool) -> list[tuple[str, str]]:
+    """A Markdown table cell as characters with their font: (char, code|math|head|text)."""
+    base = "head" if head else "text"
+    runs: list[tuple[str, str]] = []
+    # MyST roles by roughly what they print
+    cell = re.sub(r"\{eq\}`[^`]*`", "(00.0)", cell)
+    cell = re.sub(r"\{numref\}`[^`]*`", "Fig. 00.0", cell)
+    cell = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", "0.000", cell)
+    cell = re.sub(r"\{[\w:.-]+\}`([^`<]*)(?:<[^`]*>)?`", r"\1", cell)
+    for m in re.finditer(r"`([^`]*)`|\$([^$]*)\$|\\\||\*\*|([^`$\\*]+|.)", cell):
+        if m.group(1) is not None:
+            runs += [(ch, "code") for ch in m.group(1).replace("\\|", "|")]
+        elif m.group(2) is not None:
+            runs.append((_math_text(m.group(2)), "math"))
+        elif m.group(0) == "\\|":
+            runs.append(("|", base))
+        elif m.group(0) == "**":
+            continue
+        else:
+            runs += [(ch, base) for ch in m.group(0)]
+    return runs
+
+
+def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
+    """(widest unbreakable piece, whole cell on one line) of a cell, in points at ``size``.
+
+    Lines break at spaces and, in code, after ``=`` and ``,`` (``break_code_in_tables`` of
+    ``build_handouts.py`` allows those breaks); a math span never breaks.
+    """
+    widest = current = total = 0.0
+    for text, kind in _cell_runs(cell, head):
+        if kind == "math":
+            w = 0.55 * len(text) * size
+            current += w
+            total += w
+            continue
+        w = _char_em(text, kind) * size
+        total += w
+        if text.isspace():
+            widest, current = max(widest, current), 0.0
+            continue
+        current += w
+        if kind == "code" and text in "=,":
+            widest, current = max(widest, current), 0.0
+    return max(widest, current), total
+
+
+def table_layout(rows: list[list[str]]) -> tuple[str, list[float]]:
+    """The font size command and column fractions of a pipe table (header row first).
+
+    The largest size at which every column holds its widest unbreakable piece is chosen; the
+    line is then shared out in proportion to what each column needs beyond that, so that
+    narrow columns are not squeezed and wide ones wrap.
+    """
+    ncol = max(len(r) for r in rows)
+    avail = USABLE * LINE_WIDTH_PT
+    for size, command in TABLE_SIZES:
+        mins, nats = [0.0] * ncol, [0.0] * ncol
+        for k, row in enumerate(rows):
+            for c, cell in enumerate(row):
+                lo, hi = _cell_widths(cell, k == 0, size)
+                mins[c] = max(mins[c], lo + CELL_PADDING_PT)
+                nats[c] = max(nats[c], hi + CELL_PADDING_PT)
+        if sum(mins) <= avail:
+            break
+    if sum(nats) <= avail:
+        widths = [n * avail / sum(nats) for n in nats]
+    else:
+        extra = [n - m for n, m in zip(nats, mins)]
+        spare = avail - sum(mins)
+        widths = [m + spare * e / sum(extra) for m, e in zip(mins, extra)]
+    return command, [w / LINE_WIDTH_PT for w in widths]
+
+
+def _split_row(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def size_tables(markdown: str, *, min_columns: int = 3) -> str:
+    """Give every pipe table of ``min_columns`` or more its column widths and font size.
+
+    A ``{tabularcolumns}`` spec with ragged-right columns (``table_layout``) goes before
+    the table, and a table set smaller than the text is framed by raw LaTeX that selects
+    the size; nothing runs past a column or the margin, and code is never hyphenated.
+    """
     lines = markdown.split("\n")
     out: list[str] = []
     i = 0
@@ -415,25 +546,19 @@ def size_wide_tables(markdown: str, *, min_columns: int = 5) -> str:
         j = i
         while j < len(lines) and lines[j].lstrip().startswith("|"):
             j += 1
-        rows = [
-            [_cell_text(c) for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-            for k, line in enumerate(lines[i:j])
-            if k != 1
-        ]
-        ncol = max(len(r) for r in rows)
-        if ncol >= min_columns:
-            weights = []
-            for c in range(ncol):
-                texts = [r[c] for r in rows if c < len(r)]
-                longest_word = max((len(w) for t in texts for w in t.split()), default=1)
-                longest = max((len(t) for t in texts), default=1)
-                weights.append(max(longest_word, min(longest, 24), 6))
-            total = sum(weights)
-            spec = "".join(
-                rf">{{\raggedright\arraybackslash}}\Y{{{0.98 * w / total:.3f}}}" for w in weights
-            )
-            out += ["```{tabularcolumns} " + spec, "```", ""]
+        rows = [_split_row(line) for k, line in enumerate(lines[i:j]) if k != 1]
+        if max(len(r) for r in rows) < min_columns:
+            out += lines[i:j]
+            i = j
+            continue
+        command, fractions = table_layout(rows)
+        spec = "".join(rf">{{\raggedright\arraybackslash}}\Y{{{f:.3f}}}" for f in fractions)
+        if command:
+            out += ["```{raw} latex", rf"\begingroup{command}", "```", ""]
+        out += ["```{tabularcolumns} " + spec, "```", ""]
         out += lines[i:j]
+        if command:
+            out += ["", "```{raw} latex", r"\endgroup", "```"]
         i = j
     return "\n".join(out)
 
@@ -448,7 +573,7 @@ def print_notebook(nb) -> tuple[nbformat.NotebookNode, dict[str, int]]:
     counts = {"tables": tables_to_latex(nb.cells), "solutions": move_solutions(nb)}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = size_wide_tables(cell.source)
+            cell.source = size_tables(cell.source)
     counts["hidden_cells"] = sum("remove-cell" in c.metadata.get("tags", []) for c in nb.cells)
     nb.nbformat, nb.nbformat_minor = 4, max(5, nb.get("nbformat_minor", 5))
     for i, cell in enumerate(nb.cells):  # nbformat 4.5: every cell has a unique id

@@ -22,7 +22,7 @@ def web_numbering(app: Sphinx) -> None:
         app.config.numfig_secnum_depth = 1
 
 
-def latex_numbering(app: Sphinx, builder) -> None:
+def latex_numbering(app: Sphinx, env) -> None:
     """Give the LaTeX writer its setting back: it resets LaTeX's counters per chapter from it."""
     depth = getattr(app.env, "mlm_latex_secnum_depth", None)
     if depth is not None:
@@ -32,6 +32,8 @@ def latex_numbering(app: Sphinx, builder) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     # after sphinx-jupyterbook-latex's own builder-inited handler (default priority 500)
     app.connect("builder-inited", web_numbering, priority=900)
-    # the numbers are assigned after the documents are read (env-get-updated), before writing
-    app.connect("write-started", latex_numbering)
+    # the numbers are assigned when the documents have been read (env-get-updated); the
+    # consistency check comes next, then the writer (the LaTeX builder emits no
+    # write-started in Sphinx 7)
+    app.connect("env-check-consistency", latex_numbering, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
