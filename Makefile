@@ -16,8 +16,8 @@ export PYTHONHASHSEED := 0
 # figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
 unexport MPLBACKEND
 
-.PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe \
-	slides vendor-reveal instructor
+.PHONY: env book test nbval lint format lab clean bench handouts student notebooks dist \
+	vendor-axe slides vendor-reveal instructor
 
 env: $(STAMP)
 
@@ -62,10 +62,20 @@ format: env
 
 # JupyterLab on book/ (the pages' "JupyterLab" launch links expect port 8888); it fetches
 # nothing: no update check, no news feed, no PyPI extension manager. --allow-root for
-# workshop containers that run as root.
-lab: env
-	$(BIN)/jupyter lab --notebook-dir=book --LabApp.extension_manager=readonly \
-		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None \
+# workshop containers that run as root. `make lab LAB_DIR=_build/notebooks` opens the
+# rendered edition (`make notebooks`) instead. The student edition's Makefile uses the same
+# flags (scripts/make_student.py; tests/test_student.py compares them).
+# The server flags stop the fetches; the settings override stops JupyterLab from asking
+# whether to fetch news (it asks even with news_url=None).
+LAB_DIR ?= book
+LAB_FLAGS := --LabApp.extension_manager=readonly \
+	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/mlm-course.json
+$(LAB_OVERRIDES): $(STAMP)
+	mkdir -p $(@D)
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+lab: env $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(LAB_FLAGS) \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 handouts: env
@@ -73,6 +83,12 @@ handouts: env
 
 student: env
 	$(BIN)/python scripts/make_student.py
+
+# The notebooks with the MyST markup replaced by what the book prints (numbers, glued
+# values, references), readable in any JupyterLab or Colab: _build/notebooks/<chapter>.ipynb,
+# what .github/workflows/pages.yml publishes on the notebooks branch for Colab and Binder
+notebooks: env
+	$(BIN)/python scripts/render_notebooks.py
 
 bench: env
 	$(BIN)/python benchmarks/run.py
