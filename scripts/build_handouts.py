@@ -169,6 +169,10 @@ def stage(root: Path, dest: Path) -> dict[str, dict[str, int]]:
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and not path.name.endswith(".pyc"):
                 _write_if_changed(dest / folder / path.name, path.read_text(encoding="utf-8"))
+    results = root / "benchmarks" / "results"  # tables the teaching page reads (csv-table)
+    for path in sorted(results.glob("*.csv")):
+        _write_if_changed(dest / "benchmarks" / "results" / path.name,
+                          path.read_text(encoding="utf-8"))
     assets = dest / "assets"  # html_static_path must exist, though LaTeX does not use it
     if not assets.exists() and (root / "assets").exists():
         assets.symlink_to((root / "assets").resolve(), target_is_directory=True)

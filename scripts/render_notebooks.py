@@ -80,6 +80,8 @@ ADMONITIONS = {
 CODE_DIRECTIVES = {"code", "code-block", "sourcecode", "code-cell"}
 SOLUTION_DIRECTIVES = {"solution", "solution-start", "solution-end"}
 ROLE = re.compile(r"\{(?P<name>[a-z][\w:.-]*)\}`(?P<body>[^`]*)`")
+# an inline code span (kept as it is: `\usepackage{booktabs}` is code, not a role) or a role
+INLINE = re.compile(r"(?P<code>``[^`]+``|`[^`]+`)|" + ROLE.pattern)
 # what the tests look for: any MyST role or directive fence left in a markdown cell
 MYST_LEFTOVER = re.compile(
     r"\{[a-z][\w:.-]*\}`|^[ \t>]*(`{3,}|:{3,}|~{3,})\{[\w:.-]+\}|^\s*:(label|class):|"
@@ -309,6 +311,8 @@ class Renderer:
 
     def inline(self, text: str) -> str:
         def role(m: re.Match) -> str:
+            if m.group("code"):
+                return m.group("code")
             name, body = m.group("name"), m.group("body")
             try:
                 if name.startswith("glue"):
@@ -335,7 +339,7 @@ class Renderer:
             self.log.append((kind, value))
             return value
 
-        return ROLE.sub(role, text)
+        return INLINE.sub(role, text)
 
     # blocks ----------------------------------------------------------------------------------
 
