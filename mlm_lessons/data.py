@@ -137,6 +137,13 @@ def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "age", "distance", "sex", "female"]]
 
 
+def _build_mmmec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["mmmec.csv"].copy()
+    for c in ("nation", "region", "county"):
+        out[c] = out[c].astype(str)
+    return out[["nation", "region", "county", "deaths", "expected", "uvb"]]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -184,6 +191,15 @@ _DATASETS: dict[str, _Spec] = {
         "age",
         "subject",
         _build_orthodont,
+    ),
+    "mmmec": _Spec(
+        "Melanoma deaths of men 1971-1980 and the deaths expected, in 354 counties "
+        "of 78 regions of 9 European countries, and the county's UV-B dose (count outcome "
+        "with an exposure)",
+        ("mmmec.csv",),
+        "county",
+        "region",
+        _build_mmmec,
     ),
 }
 
@@ -279,7 +295,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-        ``"contraception"`` or ``"orthodont"``. The codebook, with the source and
+        ``"contraception"``, ``"orthodont"`` or ``"mmmec"``. The codebook, with the source and
         licence of each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
