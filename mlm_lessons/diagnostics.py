@@ -18,6 +18,7 @@ from scipy import stats
 
 from mlm_lessons._checks import MLMWarning, check_columns, check_numeric, warn
 from mlm_lessons._display import ResultDisplay
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import MixedFit, _check_mixed_fit
 
 __all__ = [
@@ -179,6 +180,7 @@ class GroupInfluence(ResultDisplay):
     method: str
 
 
+@single_blas_thread
 def influence_groups(
     fit: MixedFit,
     *,
