@@ -137,13 +137,6 @@ def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "age", "distance", "sex", "female"]]
 
 
-<<<<<<< HEAD
-def _build_mmmec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    out = raw["mmmec.csv"].copy()
-    for c in ("nation", "region", "county"):
-        out[c] = out[c].astype(str)
-    return out[["nation", "region", "county", "deaths", "expected", "uvb"]]
-=======
 def _build_scotssec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out = raw["scotssec.csv"].rename(columns={"second": "secondary"})
     out["primary"] = out["primary"].astype(str)
@@ -176,7 +169,13 @@ def _build_exam(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cols = ["school", "student", "normexam", "standlrt", "sex", "girl", "intake", "schavg",
             "vr", "schgend", "type"]
     return out[cols]
->>>>>>> main
+
+
+def _build_mmmec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["mmmec.csv"].copy()
+    for c in ("nation", "region", "county"):
+        out[c] = out[c].astype(str)
+    return out[["nation", "region", "county", "deaths", "expected", "uvb"]]
 
 
 _DATASETS: dict[str, _Spec] = {
@@ -227,16 +226,6 @@ _DATASETS: dict[str, _Spec] = {
         "subject",
         _build_orthodont,
     ),
-<<<<<<< HEAD
-    "mmmec": _Spec(
-        "Melanoma deaths of men 1971-1980 and the deaths expected, in 354 counties "
-        "of 78 regions of 9 European countries, and the county's UV-B dose (count outcome "
-        "with an exposure)",
-        ("mmmec.csv",),
-        "county",
-        "region",
-        _build_mmmec,
-=======
     "scotssec": _Spec(
         "Attainment at 16 of 3435 Scottish pupils from 148 primary and 19 secondary schools, "
         "a cross-classification: pupils of one primary school go to several secondary "
@@ -261,7 +250,15 @@ _DATASETS: dict[str, _Spec] = {
         "student",
         "school",
         _build_exam,
->>>>>>> main
+    ),
+    "mmmec": _Spec(
+        "Melanoma deaths of men 1971-1980 and the deaths expected, in 354 counties "
+        "of 78 regions of 9 European countries, and the county's UV-B dose (count outcome "
+        "with an exposure)",
+        ("mmmec.csv",),
+        "county",
+        "region",
+        _build_mmmec,
     ),
 }
 
@@ -357,15 +354,11 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-<<<<<<< HEAD
-        ``"contraception"``, ``"orthodont"`` or ``"mmmec"``. The codebook, with the source and
-        licence of each file, is ``mlm_lessons/datasets/README.md``.
-=======
         ``"contraception"``, ``"orthodont"``, ``"scotssec"`` (crossed: pupils in primary
-        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples) or
-        ``"exam"`` (the capstone project's data). The codebook, with the source and licence
-        of each file, is ``mlm_lessons/datasets/README.md``.
->>>>>>> main
+        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples),
+        ``"exam"`` (the capstone project's data) or ``"mmmec"`` (counts with an exposure:
+        melanoma deaths and expected deaths). The codebook, with the source and licence of
+        each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------
