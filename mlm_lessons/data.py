@@ -171,6 +171,13 @@ def _build_exam(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[cols]
 
 
+def _build_mmmec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["mmmec.csv"].copy()
+    for c in ("nation", "region", "county"):
+        out[c] = out[c].astype(str)
+    return out[["nation", "region", "county", "deaths", "expected", "uvb"]]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -243,6 +250,15 @@ _DATASETS: dict[str, _Spec] = {
         "student",
         "school",
         _build_exam,
+    ),
+    "mmmec": _Spec(
+        "Melanoma deaths of men 1971-1980 and the deaths expected, in 354 counties "
+        "of 78 regions of 9 European countries, and the county's UV-B dose (count outcome "
+        "with an exposure)",
+        ("mmmec.csv",),
+        "county",
+        "region",
+        _build_mmmec,
     ),
 }
 
@@ -339,9 +355,10 @@ def load_dataset(name: str) -> pd.DataFrame:
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
         ``"contraception"``, ``"orthodont"``, ``"scotssec"`` (crossed: pupils in primary
-        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples) or
-        ``"exam"`` (the capstone project's data). The codebook, with the source and licence
-        of each file, is ``mlm_lessons/datasets/README.md``.
+        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples),
+        ``"exam"`` (the capstone project's data) or ``"mmmec"`` (counts with an exposure:
+        melanoma deaths and expected deaths). The codebook, with the source and licence of
+        each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------
