@@ -16,7 +16,8 @@ export PYTHONHASHSEED := 0
 # figure and nbval fails; tests/conftest.py selects Agg for the test process itself.
 unexport MPLBACKEND
 
-.PHONY: env book test nbval lint format lab clean bench handouts student dist vendor-axe
+.PHONY: env book test nbval lint format lab clean bench handouts student notebooks dist \
+	vendor-axe slides vendor-reveal instructor
 
 env: $(STAMP)
 
@@ -40,9 +41,9 @@ test: env
 	$(BIN)/ruff check .
 	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# nbval of the chapters alone; .ci/run runs it a second time under another OpenBLAS kernel
+# nbval of the chapters (and the capstone solution) alone; .ci/run runs it a second time under another OpenBLAS kernel
 nbval: env
-	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	$(BIN)/pytest -p no:cacheprovider -rs --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book instructor
 
 # the release files: sdist and wheel in dist/, checked as PyPI would check them
 dist: env
@@ -61,10 +62,20 @@ format: env
 
 # JupyterLab on book/ (the pages' "JupyterLab" launch links expect port 8888); it fetches
 # nothing: no update check, no news feed, no PyPI extension manager. --allow-root for
-# workshop containers that run as root.
-lab: env
-	$(BIN)/jupyter lab --notebook-dir=book --LabApp.extension_manager=readonly \
-		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None \
+# workshop containers that run as root. `make lab LAB_DIR=_build/notebooks` opens the
+# rendered edition (`make notebooks`) instead. The student edition's Makefile uses the same
+# flags (scripts/make_student.py; tests/test_student.py compares them).
+# The server flags stop the fetches; the settings override stops JupyterLab from asking
+# whether to fetch news (it asks even with news_url=None).
+LAB_DIR ?= book
+LAB_FLAGS := --LabApp.extension_manager=readonly \
+	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/mlm-course.json
+$(LAB_OVERRIDES): $(STAMP)
+	mkdir -p $(@D)
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+lab: env $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(LAB_FLAGS) \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 handouts: env
@@ -72,6 +83,12 @@ handouts: env
 
 student: env
 	$(BIN)/python scripts/make_student.py
+
+# The notebooks with the MyST markup replaced by what the book prints (numbers, glued
+# values, references), readable in any JupyterLab or Colab: _build/notebooks/<chapter>.ipynb,
+# what .github/workflows/pages.yml publishes on the notebooks branch for Colab and Binder
+notebooks: env
+	$(BIN)/python scripts/render_notebooks.py
 
 bench: env
 	$(BIN)/python benchmarks/run.py
@@ -88,6 +105,31 @@ vendor-axe:
 		&& cp package/LICENSE-3RD-PARTY.txt "$(CURDIR)/tests/vendor/axe-core-LICENSE-3RD-PARTY.txt" \
 		&& rm -rf "$$tmp"
 	sha256sum tests/vendor/axe.min.js
+
+# reveal.js, the slide framework of `make slides`, is vendored in slides/vendor/reveal.js/
+# (only the files the decks load, with its licence); this target fetched it from npm.
+REVEAL_VERSION := 6.0.2
+REVEAL_FILES := dist/reveal.js dist/reveal.css dist/reset.css dist/theme/white.css \
+	dist/plugin/notes.js LICENSE
+vendor-reveal:
+	@command -v npm >/dev/null || { echo "error: npm not found (Debian: apt-get install npm)"; exit 1; }
+	rm -rf slides/vendor/reveal.js && mkdir -p slides/vendor/reveal.js
+	tmp=$$(mktemp -d) && cd "$$tmp" && npm pack --silent reveal.js@$(REVEAL_VERSION) >/dev/null \
+		&& tar xzf reveal.js-$(REVEAL_VERSION).tgz \
+		&& for f in $(REVEAL_FILES); do mkdir -p "$(CURDIR)/slides/vendor/reveal.js/$$(dirname $$f)" \
+			&& cp "package/$$f" "$(CURDIR)/slides/vendor/reveal.js/$$f"; done \
+		&& printf 'reveal.js %s, from the npm package reveal.js@%s (make vendor-reveal).\nLicence: MIT (LICENSE in this folder).\n' \
+			$(REVEAL_VERSION) $(REVEAL_VERSION) > "$(CURDIR)/slides/vendor/reveal.js/VERSION.txt" \
+		&& rm -rf "$$tmp"
+	cd slides/vendor/reveal.js && sha256sum $(REVEAL_FILES)
+
+# one reveal.js deck per chapter, from the notebooks' stored outputs, into _build/slides/
+slides: env
+	$(BIN)/python scripts/build_slides.py
+
+# the instructor's kit (the capstone solution), a book of its own: _build/instructor/
+instructor: env
+	$(BIN)/jupyter-book build instructor -W --keep-going --path-output _build/instructor
 
 clean:
 	rm -rf _build dist .pytest_cache .hypothesis .ruff_cache mlm_lessons.egg-info

@@ -84,7 +84,14 @@ from mlm_lessons.plots import (
 )
 from mlm_lessons.power import power_approximation, power_simulation
 from mlm_lessons.prepare import add_group_mean, center, group_means
-from mlm_lessons.simulate import coverage_study, icc_estimator_study, simulate_two_level
+from mlm_lessons.report import ModelTable, model_table
+from mlm_lessons.sampling import sampling_study
+from mlm_lessons.simulate import (
+    coverage_study,
+    efficiency_study,
+    icc_estimator_study,
+    simulate_two_level,
+)
 from mlm_lessons.threelevel import fit_three_level
 
 __version__ = "0.1.0"
@@ -105,6 +112,7 @@ __all__ = [
     "MLMWarning",
     "MixedFit",
     "ModelMatrices",
+    "ModelTable",
     "DataFingerprint",
     "WaldResult",
     "add_group_mean",
@@ -123,6 +131,7 @@ __all__ = [
     "design_effect",
     "design_matrices",
     "effective_sample_size",
+    "efficiency_study",
     "fit_full_model",
     "fit_gee",
     "fit_glmm",
@@ -149,6 +158,7 @@ __all__ = [
     "nesting",
     "marginal_loglik",
     "model_matrices",
+    "model_table",
     "parametric_bootstrap",
     "per_group_slopes",
     "plot_caterpillar",
@@ -167,6 +177,7 @@ __all__ = [
     "pre",
     "reliability",
     "residual_table",
+    "sampling_study",
     "simulate_from_fit",
     "simulate_two_level",
     "variable_levels",

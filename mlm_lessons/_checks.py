@@ -64,6 +64,7 @@ __all__ = [
     "check_axes",
     # fits and designs
     "check_fit",
+    "check_fit_dict",
     "check_same_data",
     "check_single_factor",
     "check_design",
@@ -824,6 +825,28 @@ def check_fit(fit: object, name: str = "fit", hint: str = "(from fit_mixed, fit_
             extra = "; fit a model first, e.g. mlm.fit_mixed(data, 'y ~ x + (1 | g)')"
         raise TypeError(f"{name} must be a MixedFit {hint}, not {type(fit).__name__}{extra}")
     return fit
+
+
+def check_fit_dict(fits: object, example: str,
+                   hint: str = "(from fit_mixed, fit_null, ...)") -> list:
+    """A non-empty dict of name (str) -> MixedFit; return its items.
+
+    ``example`` shows the call (e.g. ``"compare_models({'null': fit0, 'ses': fit1})"``).
+    """
+    if not isinstance(fits, Mapping):
+        raise TypeError(
+            f"fits must be a dict of name -> MixedFit, not {type(fits).__name__}; e.g. "
+            f"{example}"
+        )
+    if not fits:
+        raise ValueError("fits is empty: pass a dict of name -> MixedFit")
+    items = list(fits.items())
+    for name, fit in items:
+        if not isinstance(name, str):
+            raise TypeError(f"the keys of fits are the names to show (strings), not "
+                            f"{type(name).__name__} {name!r}")
+        check_fit(fit, f"fits[{name!r}]", hint)
+    return items
 
 
 def check_single_factor(fit, what: str) -> None:

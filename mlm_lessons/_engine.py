@@ -458,6 +458,17 @@ class Problem:
             self.raw.append(_bincount_products(t.codes, t.Z, cols, t.n_levels, self.w))
         self._setup_nested_y()
 
+    def moment_products(self, k):
+        """``(X'X, X'y, Z'Z, Z'X, Z'y)`` of term ``k`` (the last three per level) from the
+        unweighted cross-products the nested setup made; None where they are not at hand."""
+        if self.structure != "nested" or self.w is not None:
+            return None
+        p, q = self.p, self.terms[k].q
+        raw = self.raw[k]
+        F = self.F_raw
+        return F[:p, :p], F[:p, p], raw[:, :, :q], raw[:, :, raw.shape[2] - p:], \
+            self.raw_y[k][:, :, 0]
+
     def _setup_nested_y(self):
         self.raw_y = [
             _bincount_products(t.codes, t.Z, self.y[:, None], t.n_levels, self.w)
@@ -946,20 +957,30 @@ class Problem:
 # --- starting values ----------------------------------------------------------------------------
 
 
-def moment_start(y, X, term: ReTerm) -> np.ndarray:
+def moment_start(y, X, term: ReTerm, products=None) -> np.ndarray:
     """Starting theta of one term from per-level OLS of the pooled-OLS residuals on Z.
 
     ``T0 = Cov_g(b_g) - mean_g(sigma2_0 (Z_g'Z_g)^-1)``, made positive definite; theta0 is the
     Cholesky factor of ``T0 / sigma2_0`` (block by block). Falls back to the identity.
+    ``products`` = ``(XtX, Xty, ZtZ, ZtX, Zty)`` (per level for the Z ones), when the caller
+    has them already, saves their passes over the rows.
     """
     q, J = term.q, term.n_levels
-    if X.shape[1]:  # pooled OLS from the normal equations (X has full rank, unit columns)
-        beta = np.linalg.solve(X.T @ X, X.T @ y)
+    p = X.shape[1]
+    if products is None:
+        XtX, Xty = (X.T @ X, X.T @ y) if p else (None, None)
+        ZtZ = _bincount_products(term.codes, term.Z, term.Z, J)
+    else:
+        XtX, Xty, ZtZ, ZtX, Zty = products
+    if p:  # pooled OLS from the normal equations (X has full rank, unit columns)
+        beta = np.linalg.solve(XtX, Xty)
     else:
         beta = np.zeros(0)
-    r = y - X @ beta if X.shape[1] else y
-    ZtZ = _bincount_products(term.codes, term.Z, term.Z, J)
-    Ztr = _bincount_products(term.codes, term.Z, r[:, None], J)[:, :, 0]
+    r = y - X @ beta if p else y
+    if products is None:
+        Ztr = _bincount_products(term.codes, term.Z, r[:, None], J)[:, :, 0]
+    else:
+        Ztr = Zty - (ZtX @ beta if p else 0.0)
     rtr = np.bincount(term.codes, r * r, minlength=J)
     n_j = np.bincount(term.codes, minlength=J)
     with np.errstate(all="ignore"):
@@ -1407,7 +1428,8 @@ def fit_lmm(y, X, terms: list[ReTerm], reml: bool, *, start=None, weights=None) 
                                           sorted_terms)
     problem = Problem(ys, Xs, sterms, reml, weights)
     if start is None:
-        start = np.concatenate([moment_start(ys, Xs, t) for t in sterms])
+        start = np.concatenate([moment_start(ys, Xs, t, problem.moment_products(k))
+                                for k, t in enumerate(sterms)])
     opt = optimize_theta(problem, start)
     return LMMFit(problem, scaling, order, opt, reml)
 

@@ -137,6 +137,47 @@ def _build_orthodont(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out[["subject", "age", "distance", "sex", "female"]]
 
 
+def _build_scotssec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["scotssec.csv"].rename(columns={"second": "secondary"})
+    out["primary"] = out["primary"].astype(str)
+    out["secondary"] = out["secondary"].astype(str)
+    out["pupil"] = [str(i) for i in range(1, len(out) + 1)]
+    out["female"] = (out["sex"] == "F").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"].map({"M": "Male", "F": "Female"}),
+                                categories=["Male", "Female"])
+    return out[["pupil", "primary", "secondary", "attain", "verbal", "social", "female", "sex"]]
+
+
+def _build_penicillin(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["penicillin.csv"].copy()
+    out["plate"] = out["plate"].astype(str)
+    out["sample"] = out["sample"].astype(str)
+    return out[["plate", "sample", "diameter"]]
+
+
+def _build_exam(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = _snake(raw["exam.csv"])
+    out["school"] = out["school"].astype(str)
+    out["student"] = out["student"].astype(str)
+    out["girl"] = (out["sex"] == "F").astype("int64")
+    out["sex"] = pd.Categorical(out["sex"], categories=["M", "F"])
+    bands = ["bottom 25%", "mid 50%", "top 25%"]
+    out["intake"] = pd.Categorical(out["intake"], categories=bands)
+    out["vr"] = pd.Categorical(out["vr"], categories=bands)
+    out["schgend"] = pd.Categorical(out["schgend"], categories=["mixed", "boys", "girls"])
+    out["type"] = pd.Categorical(out["type"], categories=["Mxd", "Sngl"])
+    cols = ["school", "student", "normexam", "standlrt", "sex", "girl", "intake", "schavg",
+            "vr", "schgend", "type"]
+    return out[cols]
+
+
+def _build_mmmec(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = raw["mmmec.csv"].copy()
+    for c in ("nation", "region", "county"):
+        out[c] = out[c].astype(str)
+    return out[["nation", "region", "county", "deaths", "expected", "uvb"]]
+
+
 _DATASETS: dict[str, _Spec] = {
     "hsb": _Spec(
         "High School and Beyond (1982): maths achievement of 7185 students in 160 US high "
@@ -184,6 +225,40 @@ _DATASETS: dict[str, _Spec] = {
         "age",
         "subject",
         _build_orthodont,
+    ),
+    "scotssec": _Spec(
+        "Attainment at 16 of 3435 Scottish pupils from 148 primary and 19 secondary schools, "
+        "a cross-classification: pupils of one primary school go to several secondary "
+        "schools (Paterson 1991)",
+        ("scotssec.csv",),
+        "pupil",
+        "primary x secondary (crossed)",
+        _build_scotssec,
+    ),
+    "penicillin": _Spec(
+        "Diameter (mm) of the zone of inhibition of six penicillin samples, each tested on "
+        "each of 24 plates: a fully crossed design (Davies & Goldsmith 1972)",
+        ("penicillin.csv",),
+        "test",
+        "plate x sample (crossed)",
+        _build_penicillin,
+    ),
+    "exam": _Spec(
+        "Exam scores (normexam) of 4059 students in 65 inner-London schools, with their "
+        "reading test score at intake (Goldstein et al. 1993); the capstone project's data",
+        ("exam.csv",),
+        "student",
+        "school",
+        _build_exam,
+    ),
+    "mmmec": _Spec(
+        "Melanoma deaths of men 1971-1980 and the deaths expected, in 354 counties "
+        "of 78 regions of 9 European countries, and the county's UV-B dose (count outcome "
+        "with an exposure)",
+        ("mmmec.csv",),
+        "county",
+        "region",
+        _build_mmmec,
     ),
 }
 
@@ -279,8 +354,11 @@ def load_dataset(name: str) -> pd.DataFrame:
     name : str
         One of the names in :func:`list_datasets`: ``"hsb"`` (students merged with their
         school's variables), ``"hsb_schools"``, ``"sleepstudy"``, ``"egsingle"``,
-        ``"contraception"`` or ``"orthodont"``. The codebook, with the source and
-        licence of each file, is ``mlm_lessons/datasets/README.md``.
+        ``"contraception"``, ``"orthodont"``, ``"scotssec"`` (crossed: pupils in primary
+        and secondary schools), ``"penicillin"`` (fully crossed: plates and samples),
+        ``"exam"`` (the capstone project's data) or ``"mmmec"`` (counts with an exposure:
+        melanoma deaths and expected deaths). The codebook, with the source and licence of
+        each file, is ``mlm_lessons/datasets/README.md``.
 
     Returns
     -------

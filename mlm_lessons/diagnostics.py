@@ -31,6 +31,7 @@ from mlm_lessons._checks import (
     warn,
 )
 from mlm_lessons._display import ResultDisplay
+from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.models import MixedFit
 
 __all__ = [
@@ -194,6 +195,7 @@ class GroupInfluence(ResultDisplay):
     method: str
 
 
+@single_blas_thread
 def influence_groups(
     fit: MixedFit,
     *,

@@ -28,7 +28,6 @@ from mlm_lessons._checks import (
     check_method,
     check_name,
     check_numeric,
-    check_single_factor,
 )
 from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons.models import MixedFit, fit_mixed
@@ -215,7 +214,7 @@ def compare_with_statsmodels(
     return out[cols]
 
 
-_QUANTITY = re.compile(r"^(fixef|se|T)\[([^\]]+)\]$")
+_QUANTITY = re.compile(r"^(fixef|se|T)(?:\[([^\]]+)\])?\[([^\]]+)\]$")
 
 
 def _term(name: str) -> str:
@@ -239,14 +238,19 @@ def _value_of(fit: MixedFit, quantity: str) -> float:
         return fit.sigma2
     if quantity == "icc":
         return fit.icc()
+    if quantity == "loglik":
+        return fit.loglik
     m = _QUANTITY.match(quantity)
     if m is None:
         raise ValueError(
-            f"unknown quantity {quantity!r}: use 'fixef[term]', 'se[term]', 'T[row,col]', "
-            f"'sigma2' or 'icc'"
+            f"unknown quantity {quantity!r}: use 'fixef[term]', 'se[term]', 'T[row,col]' "
+            f"(or 'T[level][row,col]' with several grouping factors), 'sigma2', 'icc' or "
+            f"'loglik'"
         )
-    kind, inside = m.groups()
+    kind, level, inside = m.groups()
     if kind in ("fixef", "se"):
+        if level is not None:
+            raise ValueError(f"{quantity!r}: fixed effects have no level; write {kind}[term]")
         table = fit.fixed.set_index("term")
         term = _match(table.index, _term(inside))
         if term is None:
@@ -255,13 +259,26 @@ def _value_of(fit: MixedFit, quantity: str) -> float:
                 f"effects: {', '.join(table.index)}"
             )
         return float(table.loc[term, "estimate" if kind == "fixef" else "std_error"])
+    if level is None:
+        if len(fit.levels) > 1:
+            raise ValueError(
+                f"{quantity!r} is ambiguous: the fit has several grouping factors "
+                f"({', '.join(fit.levels)}); write T[level][row,col]"
+            )
+        T = fit.tau
+    else:
+        level = level.strip()
+        if level not in fit.taus:
+            raise KeyError(f"{quantity!r}: {level!r} is not a grouping factor of the fit; "
+                           f"grouping factors: {', '.join(fit.levels)}")
+        T = fit.taus[level]
     parts = [_term(p) for p in inside.split(",")]
-    if len(parts) != 2 or any(p not in fit.tau.index for p in parts):
+    if len(parts) != 2 or any(p not in T.index for p in parts):
         raise KeyError(
             f"{quantity!r} does not name an entry of T; random-effect terms: "
-            f"{', '.join(fit.tau.index)}"
+            f"{', '.join(T.index)}"
         )
-    return float(fit.tau.loc[parts[0], parts[1]])
+    return float(T.loc[parts[0], parts[1]])
 
 
 def compare_with_published(
@@ -275,7 +292,9 @@ def compare_with_published(
         One row per published number, with columns ``quantity`` and ``published``.
         ``quantity`` names what the number estimates: ``"fixef[term]"`` (a fixed effect),
         ``"se[term]"`` (its standard error), ``"T[row,col]"`` (an entry of the level-2
-        covariance matrix), ``"sigma2"`` or ``"icc"``. The intercept may be written
+        covariance matrix; ``"T[level][row,col]"`` for the covariance matrix of one grouping
+        factor of a fit with several), ``"sigma2"``, ``"icc"`` or ``"loglik"`` (the maximised
+        log-likelihood or REML criterion, as lme4's ``logLik``). The intercept may be written
         ``(Intercept)``, as lme4 and the tables in ``tests/reference`` do.
     fit : MixedFit
         The same model, fitted here.
@@ -321,7 +340,6 @@ def compare_with_published(
     2                 icc       0.18   0.180       0.000    True
     """
     check_fit(fit, hint="(from mlm.fit_mixed)")
-    check_single_factor(fit, "compare_with_published")
     check_frame(published, "published")
     check_columns(published, ["quantity", "published"])
     check_numeric(published, "published")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons._checks import check_fit, check_same_data
+from mlm_lessons._checks import check_fit, check_fit_dict, check_same_data
 from mlm_lessons._display import ResultDisplay
 from mlm_lessons.models import MixedFit
 
@@ -488,19 +488,7 @@ def compare_models(fits: Mapping[str, MixedFit]) -> pd.DataFrame:
     0  null     ML         3 -23557.9   47115.8  47121.8  47142.4
     1   ses     ML         4 -23320.5   46641.0  46649.0  46676.5
     """
-    if not isinstance(fits, Mapping):
-        raise TypeError(
-            f"fits must be a dict of name -> MixedFit, not {type(fits).__name__}; e.g. "
-            f"compare_models({{'null': fit0, 'ses': fit1}})"
-        )
-    if not fits:
-        raise ValueError("fits is empty: pass a dict of name -> MixedFit")
-    items = list(fits.items())
-    for name, fit in items:
-        if not isinstance(name, str):
-            raise TypeError(f"the keys of fits are the names to show (strings), not "
-                            f"{type(name).__name__} {name!r}")
-        _check_fit(fit, f"fits[{name!r}]")
+    items = check_fit_dict(fits, "compare_models({'null': fit0, 'ses': fit1})")
     first_name, first = items[0]
     for name, fit in items[1:]:
         _check_same_data(first, fit, (f"fits[{first_name!r}]", f"fits[{name!r}]"))

@@ -127,8 +127,11 @@ class _Profile:
 
         if not self.free.any():
             return g(np.zeros(0))
-        res = optimize.minimize(g, x0, method="L-BFGS-B", bounds=self.bounds,
-                                options={"ftol": 1e-13, "gtol": 1e-9, "maxls": 50})
+        # the deviance is +inf outside the parameter space (a barrier); where a finite-
+        # difference step crosses it, scipy computes inf - inf, which the line search rejects
+        with np.errstate(invalid="ignore"):
+            res = optimize.minimize(g, x0, method="L-BFGS-B", bounds=self.bounds,
+                                    options={"ftol": 1e-13, "gtol": 1e-9, "maxls": 50})
         val = min(float(res.fun), g(x0))
         if np.isfinite(val):
             self.done[v] = res.x if res.fun <= g(x0) else x0

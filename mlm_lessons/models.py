@@ -141,7 +141,9 @@ class MixedFit(ResultDisplay):
     fixed : pandas.DataFrame
         One row per fixed effect (gamma): ``term, estimate, std_error, statistic, p_value,
         ci_low, ci_high``. Standard errors are the square roots of the diagonal of
-        ``sigma2 (X' V^-1 X)^-1`` at the estimates, as lme4, HLM and Stata report them;
+        ``sigma2 (X' V^-1 X)^-1`` at the estimates, with ``V = Var(y) / sigma2`` the
+        relative covariance of the outcomes (equivalently ``(X' Var(y)^-1 X)^-1``), as lme4,
+        HLM and Stata report them;
         ``statistic`` is the z statistic and ``p_value`` its two-sided normal p.
     sigma2 : float
         The level-1 (residual) variance.
@@ -290,7 +292,7 @@ class MixedFit(ResultDisplay):
         )
 
     def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed-effect estimates, ``sigma2 (X' V^-1 X)^-1``."""
+        """Covariance of the fixed-effect estimates, ``sigma2 (X' V^-1 X)^-1``, ``V = Var(y)/sigma2``."""
         names = list(self.fixed["term"])
         return pd.DataFrame(self._engine.vcov, index=names, columns=names)
 
@@ -391,6 +393,7 @@ class MixedFit(ResultDisplay):
             return list(self._design.terms)
         return [self._design.term(level)]  # (which checks the type of level)
 
+    @single_blas_thread
     def random_effects(self, level: str | None = None) -> pd.DataFrame:
         """Empirical Bayes (BLUP) estimates of the random effects, with conditional SEs.
 

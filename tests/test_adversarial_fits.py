@@ -538,8 +538,6 @@ MULTI = {
     "loglik_at": lambda f: mlm.loglik_at(f, 1.0, 1.0),
     "marginal_loglik": lambda f: mlm.marginal_loglik(f),
     "gls_fixed_effects": lambda f: mlm.gls_fixed_effects(f),
-    "compare_with_published": lambda f: mlm.compare_with_published(
-        pd.DataFrame({"quantity": ["icc"], "published": [0.1]}), f),
     "plot_caterpillar": lambda f: mlm.plot_caterpillar(f),
     "plot_fitted_lines": lambda f: mlm.plot_fitted_lines(f, "t"),
 }
@@ -586,6 +584,15 @@ METHODS = [
     ("group/several-factors", lambda: fits()["crossed"].group, ValueError,
      "several grouping factors"),
     ("statsmodels_result/several-factors", lambda: fits()["three"].statsmodels_result(),
+     ValueError, "several grouping factors"),
+    ("compare_with_published/T-ambiguous", lambda: mlm.compare_with_published(
+        pd.DataFrame({"quantity": ["T[Intercept,Intercept]"], "published": [0.1]}),
+        fits()["three"]), ValueError, r"is ambiguous: the fit has several grouping factors"),
+    ("compare_with_published/T-unknown-level", lambda: mlm.compare_with_published(
+        pd.DataFrame({"quantity": ["T[school][Intercept,Intercept]"], "published": [0.1]}),
+        fits()["three"]), KeyError, "'school' is not a grouping factor of the fit"),
+    ("compare_with_published/icc-several", lambda: mlm.compare_with_published(
+        pd.DataFrame({"quantity": ["icc"], "published": [0.1]}), fits()["three"]),
      ValueError, "several grouping factors"),
 ]
 
@@ -921,3 +928,73 @@ def test_allow_new_levels_predicts_the_population_average_for_new_groups():
     g = fits()["glmm_p"]
     assert_allclose(g.predict(new, allow_new_levels=True).to_numpy(),
                     g.predict(new, conditional=False).to_numpy())
+
+
+# --- publication tables, sampling and efficiency studies ----------------------------------------
+
+_EFF = dict(n_groups=5, group_size=5, gamma10=1.0, tau00=1.0, tau11=0.5, sigma2=1.0, seed=1)
+REPORTS = [
+    ("model_table/list", lambda: mlm.model_table([fits()["ri"]]), TypeError,
+     r"fits must be a dict of name -> MixedFit, not list; e.g. model_table\("),
+    ("model_table/empty", lambda: mlm.model_table({}), ValueError, "fits is empty"),
+    ("model_table/key-number", lambda: mlm.model_table({1: fits()["ri"]}), TypeError,
+     "the keys of fits are the names to show"),
+    ("model_table/glmm", lambda: mlm.model_table({"a": fits()["glmm_b"]}), TypeError,
+     r"fits\['a'\] must be a MixedFit .*not GLMMFit"),
+    ("model_table/se-string", lambda: mlm.model_table({"a": fits()["ri"]}, se="False"),
+     TypeError, "se must be True or False, not 'False'"),
+    ("model_table/stars-int", lambda: mlm.model_table({"a": fits()["ri"]}, stars=1),
+     TypeError, "stars must be True or False, not 1"),
+    ("model_table/random", lambda: mlm.model_table({"a": fits()["ri"]}, random="SD"),
+     ValueError, "random must be 'variance' or 'sd', not 'SD'; did you mean 'sd'"),
+    ("model_table/digits-float", lambda: mlm.model_table({"a": fits()["ri"]}, digits=2.0),
+     TypeError, r"digits must be an integer >= 0, not 2.0 \(a float: write 2\)"),
+    ("model_table/fit_statistics-string",
+     lambda: mlm.model_table({"a": fits()["ri"]}, fit_statistics="aic"), TypeError,
+     "fit_statistics must be a list of names"),
+    ("model_table/fit_statistics-unknown",
+     lambda: mlm.model_table({"a": fits()["ri"]}, fit_statistics=["r2"]), ValueError,
+     "fit_statistics must be distinct names from"),
+    ("model_table/title-number", lambda: mlm.model_table({"a": fits()["ri"]}, title=3),
+     TypeError, "title must be a string or None, not int"),
+    ("model_table/labels-list", lambda: mlm.model_table({"a": fits()["ri"]}, labels=["x"]),
+     TypeError, "labels must be a dict of term -> printed name"),
+    ("sampling_study/truth-frame",
+     lambda: mlm.sampling_study(TWO, {"a": fits()["ri"]}, n_sims=2, seed=1), TypeError,
+     "truth must be a MixedFit .*not DataFrame"),
+    ("sampling_study/fits-list",
+     lambda: mlm.sampling_study(fits()["ri"], [fits()["ri"]], n_sims=2, seed=1), TypeError,
+     "fits must be a dict of name -> MixedFit, not list; e.g. sampling_study"),
+    ("sampling_study/other-data",
+     lambda: mlm.sampling_study(fits()["ri"], {"three": fits()["three"]}, n_sims=2, seed=1),
+     ValueError, r"fits\['three'\] was not fitted to the data of truth"),
+    ("sampling_study/extra-fixed-effect",
+     lambda: mlm.sampling_study(fits()["ri"], {"z": fits()["ri_z"]}, n_sims=2, seed=1),
+     ValueError, r"fits\['z'\] has fixed effects that truth lacks \(z\)"),
+    ("sampling_study/n_sims-one",
+     lambda: mlm.sampling_study(fits()["ri"], {"a": fits()["ri"]}, n_sims=1, seed=1),
+     ValueError, "n_sims must be an integer >= 2, not 1"),
+    ("sampling_study/seed-none",
+     lambda: mlm.sampling_study(fits()["ri"], {"a": fits()["ri"]}, n_sims=2, seed=None),
+     TypeError, "seed must be a non-negative integer"),
+    ("sampling_study/conf_level-percent",
+     lambda: mlm.sampling_study(fits()["ri"], {"a": fits()["ri"]}, n_sims=2, seed=1,
+                                conf_level=95), ValueError,
+     "conf_level must be between 0 and 1 .*write conf_level=0.95"),
+    ("efficiency_study/tau00-string",
+     lambda: mlm.efficiency_study(2, **{**_EFF, "tau00": "0.2"}), TypeError,
+     "tau00 must be a number, not the string '0.2'"),
+    ("efficiency_study/seed-negative", lambda: mlm.efficiency_study(2, **{**_EFF, "seed": -1}),
+     ValueError, "seed must be a non-negative integer.*not -1"),
+    ("efficiency_study/n_sims-float", lambda: mlm.efficiency_study(2.0, **_EFF), TypeError,
+     r"n_sims must be an integer >= 2, not 2.0 \(a float: write 2\)"),
+    ("efficiency_study/conf_level-string",
+     lambda: mlm.efficiency_study(2, **_EFF, conf_level="0.95"), TypeError,
+     "conf_level must be a number, not the string '0.95'"),
+]
+
+
+@pytest.mark.parametrize("case", params(
+    [Case(f"report/{key}", lambda _, f=f: f(), err, pat) for key, f, err, pat in REPORTS]))
+def test_reports_and_studies(case):
+    run(case)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ast
 import copy
 import json
+from pathlib import Path
 
 import pytest
-from _publishing import ROOT  # noqa: F401  (puts scripts/ on sys.path)
+from _publishing import ROOT  # (also puts scripts/ on sys.path)
 from book_toc import read_toc
 from split_glue_cells import GLUE_MIME, HIDE, calls_glue, split_notebook
 
@@ -115,3 +116,16 @@ def test_the_splitter_refuses_a_move_that_changes_what_runs():
     }
     changed, problems = split_notebook(nb)
     assert changed == 0 and "rebinds ['x']" in problems[0]
+
+
+def test_numbered_chapters_carry_their_file_number():
+    """The web book numbers the chapters in the order of _toc.yml, across parts; prose, slides
+    and handouts say "chapter 18" after the file name, so the two must agree."""
+    numbered = [p for part in read_toc(ROOT).parts if part.numbered for p in part.pages]
+    assert numbered, "no numbered part in _toc.yml"
+    for position, page in enumerate(numbered, start=1):
+        prefix = Path(page.docname).name.split("-")[0]
+        assert prefix.isdigit() and int(prefix) == position, (
+            f"{page.docname} is chapter {position} of the book but its file says {prefix}: "
+            f"rename the file or move its line in _toc.yml"
+        )

@@ -187,3 +187,33 @@ def test_altered_reference_fails_checksum(data_copy):
     path.write_text(path.read_text().replace("12.64", "12.65", 1))
     with pytest.raises(ValueError, match="'raudenbush_bryk_2002.csv' does not match its checksum"):
         mlm.load_reference("raudenbush_bryk_2002")
+
+
+# --- the crossed designs ---------------------------------------------------------------------
+
+
+def test_scotssec_is_a_partial_cross_classification():
+    # mlmRev's ScotsSec (Paterson 1991): 3435 pupils, 148 primary and 19 secondary schools;
+    # counts from R: table(ScotsSec$primary, ScotsSec$second), table(ScotsSec$sex)
+    scots = mlm.load_dataset("scotssec")
+    assert list(scots.columns) == ["pupil", "primary", "secondary", "attain", "verbal",
+                                   "social", "female", "sex"]
+    assert len(scots) == 3435 and scots["pupil"].is_unique
+    assert scots["primary"].nunique() == 148 and scots["secondary"].nunique() == 19
+    feeds = scots.groupby("primary")["secondary"].nunique()
+    assert (feeds > 1).sum() == 91  # not nested: 91 primaries send pupils to several
+    assert scots.groupby("secondary")["primary"].nunique().min() == 7
+    assert scots["female"].sum() == 1696 and (scots["sex"] == "Male").sum() == 1739
+    assert list(scots["sex"].cat.categories) == ["Male", "Female"]
+    assert (scots["attain"].min(), scots["attain"].max()) == (1, 10)
+    assert scots[["primary", "secondary"]].map(type).eq(str).all().all()
+    raw = pd.read_csv(mlm.data_dir() / "scotssec.csv")
+    np.testing.assert_array_equal(scots["secondary"], raw["second"].astype(str))
+
+
+def test_penicillin_is_fully_crossed_and_balanced():
+    pen = mlm.load_dataset("penicillin")
+    assert list(pen.columns) == ["plate", "sample", "diameter"]
+    cells = pd.crosstab(pen["plate"], pen["sample"])
+    assert cells.shape == (24, 6) and (cells == 1).all().all()
+    assert sorted(pen["sample"].unique()) == list("ABCDEF")

@@ -7,6 +7,9 @@ variance left (a boundary fit). Tolerance 1e-4 relative: lme4 interpolates a spl
 its profile, this module finds the roots directly.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,3 +95,40 @@ def test_bad_arguments(sleep):
         fit.confint(conf_level=95)
     with pytest.raises(TypeError, match="fit must be a MixedFit"):
         mlm.confint_variance("fit")
+
+
+# lme4 1.1-31: confint(lmer(..., REML = FALSE), method = "profile", oldNames = FALSE) on HSB
+# (tests/reference/lme4_confint.R). lme4 finds each limit by a spline through a grid of the
+# signed root deviance; this module by root finding: SDs and sigma agree to 2e-4 relative,
+# correlations (whose profiles are flat and, for the full model, non-monotonic) to 2e-3.
+LME4_HSB = json.loads((Path(__file__).parent / "reference" / "lme4_confint.json").read_text())
+LME4_NAMES = {"sd_(Intercept)|school": "sd(Intercept)", "sd_cses|school": "sd(cses)",
+              "cor_cses.(Intercept)|school": "cor(Intercept, cses)", "sigma": "sigma"}
+
+
+@pytest.fixture(scope="module")
+def hsb():
+    return mlm.center(mlm.load_dataset("hsb"), "ses", group="school", name="cses")
+
+
+@pytest.mark.parametrize("name", ["hsb_random_coefficient_cses", "hsb_full"])
+def test_profile_intervals_match_lme4_on_hsb(hsb, name):
+    ref = LME4_HSB[name]
+    fit = mlm.fit_mixed(hsb, ref["formula"].replace("meanses * cses + catholic * cses",
+                                                    "(meanses + catholic) * cses"),
+                        method="ML")
+    ci = fit.confint().set_index("parameter")
+    for par, lo, hi in zip(ref["parameter"], ref["lower"], ref["upper"]):
+        ours = ci.loc[LME4_NAMES[par]]
+        tol = dict(abs=2e-3) if par.startswith("cor") else dict(rel=2e-4, abs=1e-6)
+        assert ours["ci_low"] == pytest.approx(lo, **tol), par
+        assert ours["ci_high"] == pytest.approx(hi, **tol), par
+    # the intercepts-and-slopes model: the slope SD's interval reaches 0, the correlation's
+    # covers [-1, 1]; both are flagged
+    boundary = ci["at_boundary"]
+    if name == "hsb_full":
+        assert boundary["sd(cses)"] and boundary["cor(Intercept, cses)"]
+        assert ci.loc["sd(cses)", "ci_low"] == 0.0
+        assert not boundary["sd(Intercept)"] and not boundary["sigma"]
+    else:
+        assert not boundary.any()

@@ -1,8 +1,15 @@
-"""`make lab` starts JupyterLab on the book with the course kernel, at the launch links' URL.
+"""`make lab`: JupyterLab on the book with the course kernel, and what a student sees in it.
 
-The test runs the real ``make lab`` (with a private Jupyter config: a free port on
-127.0.0.1, a token, no browser) and asks the server's REST API for the kernel and the
-notebooks. That every notebook then runs top to bottom in that kernel is nbval's job.
+The tests run the real ``make lab`` (private Jupyter directories, a free port on 127.0.0.1, a
+token, no browser; ``tests/_jupyterlab.py``):
+
+- on ``book/``: the server answers at the launch links' URL with the course kernel and
+  serves every notebook;
+- on the rendered edition (``make notebooks``, started as ``make lab LAB_DIR=...``): Chromium
+  (Playwright, Debian's ``/usr/bin/chromium``) opens a chapter and the test checks what a
+  student sees: numbers, not roles; typeset equations with their numbers; numbered exercises
+  with collapsible solutions; no news question; no request leaving the machine. Screenshots
+  go to ``_build/screenshots/jupyterlab-*.png``.
 """
 
 from __future__ import annotations
@@ -10,90 +17,39 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import secrets
+import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from _publishing import ROOT, require  # puts scripts/ on sys.path
+from _jupyterlab import get, running_lab
+from _publishing import BUILD, ROOT, require  # puts scripts/ on sys.path
 
 read_toc = importlib.import_module("book_toc").read_toc
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, token: str):
-    req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.status, resp.read()
+SCREENSHOTS = BUILD / "screenshots"
+CHAPTER = "06-null-model.ipynb"
+DOC = "book/06-null-model"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     require(shutil.which("make") is not None, "make not found")
-    config = tmp_path_factory.mktemp("jupyter-config")
-    port, token = _free_port(), secrets.token_hex(16)
-    (config / "jupyter_server_config.json").write_text(
-        json.dumps(
-            {
-                "ServerApp": {
-                    "ip": "127.0.0.1",
-                    "port": port,
-                    "port_retries": 0,
-                    "open_browser": False,
-                },
-                "IdentityProvider": {"token": token},
-            }
-        )
-    )
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config))
-    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("jupyter-runtime"))
-    log = config / "lab.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            ["make", "-s", "lab", f"PYTHON={sys.executable}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                _get(f"{base}/api/status", token)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"make lab exited:\n{log.read_text()[-2000:]}")
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"JupyterLab did not answer in 60 s:\n{log.read_text()[-2000:]}")
+    tmp = tmp_path_factory.mktemp("lab")
+    with running_lab(["make", "-s", "lab", f"PYTHON={sys.executable}"], ROOT, tmp) as (
+        base,
+        token,
+        _,
+    ):
         yield base, token
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the process group this test started
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_course_kernel_is_the_default(lab):
     base, token = lab
-    _, body = _get(f"{base}/api/kernelspecs", token)
+    _, body = get(f"{base}/api/kernelspecs", token)
     specs = json.loads(body)
     assert specs["default"] == "python3"
     spec = specs["kernelspecs"]["python3"]["spec"]
@@ -112,7 +68,128 @@ def test_every_notebook_is_served_where_the_launch_links_point(lab):
         pytest.skip("no chapter notebook in _toc.yml yet")
     for page in notebooks:
         rel = page.path.resolve().relative_to(lab_root.resolve()).as_posix()
-        status, body = _get(f"{base}/api/contents/{rel}?content=0", token)
-        assert status == 200 and json.loads(body)["type"] == "notebook", rel
-        status, _ = _get(f"{base}/lab/tree/{rel}", token)
+        status, body = _get_json(f"{base}/api/contents/{rel}?content=0", token)
+        assert status == 200 and body["type"] == "notebook", rel
+        status, _ = get(f"{base}/lab/tree/{rel}", token)
         assert status == 200, rel
+
+
+def test_lab_is_offline_and_allows_root():
+    makefile = (ROOT / "Makefile").read_text()
+    for flag in (
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.news_url=None",
+        '"fetchNews": "false"',
+        "$(if $(filter 0,$(shell id -u)),--allow-root)",
+    ):
+        assert flag in makefile, flag
+
+
+def _get_json(url, token):
+    status, body = get(url, token)
+    return status, json.loads(body)
+
+
+# --- the rendered edition in a browser ---------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    return (
+        os.environ.get("MLM_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered_lab(tmp_path_factory):
+    require(shutil.which("make") is not None, "make not found")
+    require(_chromium() is not None, "Chromium not found (apt-get install chromium)")
+    rn = importlib.import_module("render_notebooks")
+    out = BUILD / "notebooks"
+    if out.exists():
+        shutil.rmtree(out)
+    rn.render_book(ROOT, out)
+    tmp = tmp_path_factory.mktemp("rendered-lab")
+    cmd = ["make", "-s", "lab", f"PYTHON={sys.executable}", f"LAB_DIR={out}"]
+    # render every cell at once (JupyterLab draws only the visible ones by default), so
+    # that the test can scroll to any of them; a setting of this test, not of the course
+    settings = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
+    with running_lab(cmd, ROOT, tmp, settings=settings) as (base, token, log):
+        yield base, token, log
+
+
+@pytest.mark.browser
+def test_a_rendered_chapter_in_jupyterlab_shows_numbers_not_roles(rendered_lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token, log = rendered_lab
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+            def note(request):
+                url = request.url
+                if not url.startswith((base, "data:", "blob:", "attachment:", "about:")):
+                    outside.append(url)
+
+            page.on("request", note)
+            page.goto(f"{base}/lab/tree/{CHAPTER}?token={token}")
+            page.wait_for_selector(".jp-MarkdownOutput h1", timeout=90_000)
+            # MathJax has typeset the formulas (and their \tag numbers)
+            page.wait_for_function(
+                "document.querySelectorAll('.jp-MarkdownOutput mjx-container').length > 20",
+                timeout=60_000,
+            )
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(SCREENSHOTS / "jupyterlab-06-top.png"))
+            markdown = "\n".join(page.locator(".jp-MarkdownOutput").all_inner_texts())
+
+            page.locator(
+                ".jp-MarkdownOutput mjx-container[display='true']"
+            ).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(SCREENSHOTS / "jupyterlab-06-equations.png"))
+
+            summary = page.locator("summary:has-text('Solution to Exercise 6.1')").first
+            summary.click()
+            page.locator("h3:has-text('Exercise 6.1')").first.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(SCREENSHOTS / "jupyterlab-06-exercises.png"))
+            opened = page.locator("details[open]").first.inner_text()
+            toasts = page.locator(".jp-toast-message, .Toastify__toast").all_inner_texts()
+            # the text MathJax gives screen readers starts with the \tag number
+            formulas = page.evaluate(
+                "Array.from(document.querySelectorAll('.jp-MarkdownOutput "
+                "mjx-container[display=true] mjx-assistive-mml')).map(e => e.textContent)"
+            )
+        finally:
+            browser.close()
+
+    # numbers, not roles
+    for raw in ("{glue", "{eq}", "{numref}", "{cite", "{doc}", ":::", "```{", ":label:"):
+        assert raw not in markdown, f"raw MyST {raw!r} visible in JupyterLab"
+    for shown in (
+        "6. One-way ANOVA with random effects",
+        "7185 students in 160 schools",  # glued values
+        "Substituting (6.2) into (6.1)",  # {eq}
+        "Fig. 6.1",  # {numref} and the caption
+        "[Raudenbush and Bryk, 2002]",  # {cite}
+        "What you’ll learn" if "What you’ll learn" in markdown else "What you'll learn",
+        "Exercise 6.1",
+        "Solution to Exercise 6.1",
+    ):
+        assert shown in markdown, shown
+    assert re.search(r"\b0\.180\b", markdown), "the ICC, glued with :.3f"
+    refs = importlib.import_module("book_refs").BookRefs(ROOT)
+    labelled = [t for t in refs.targets.values() if t.kind == "equation" and t.docname == DOC]
+    numbers = [m.group(0) for f in formulas if (m := re.match(r"\(\d+\.\d+\)", f))]
+    assert numbers == [f"({t.number})" for t in labelled], "equation numbers as in the book"
+    assert "(array([" in opened, "an opened solution shows its code's output"
+    assert not [t for t in toasts if "news" in t.lower()], f"JupyterLab asked: {toasts}"
+    assert not outside, f"requests left the machine: {outside[:5]}"
+    assert "Traceback" not in log.read_text()

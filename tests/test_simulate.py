@@ -259,3 +259,92 @@ def test_icc_study_bad_input(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         mlm.icc_estimator_study(**args)
+
+
+# --- efficiency_study -----------------------------------------------------------------------
+
+EFFICIENCY = dict(gamma10=2.0, tau00=4.0, tau11=0.25, sigma2=10.0)
+
+
+def test_equal_designs_make_the_two_estimates_identical():
+    # Closed form: when every group has the same x values, X_j = Z_j and V_j are the same in
+    # every group, so each group's GLS estimate is its OLS line and GLS weights the groups
+    # equally: the random-slope gamma10 is exactly the mean of the per-group OLS slopes,
+    # whatever the variance estimates.
+    rng = np.random.default_rng(5)
+    x = np.array([-1.5, -0.4, 0.2, 0.9, 1.3])
+    J = 8
+    data = pd.DataFrame(
+        {
+            "g": np.repeat([f"g{j}" for j in range(J)], len(x)),
+            "x": np.tile(x, J),
+        }
+    )
+    u0, u1 = 2.0 * rng.standard_normal(J), 0.7 * rng.standard_normal(J)
+    codes = np.repeat(np.arange(J), len(x))
+    data["y"] = 1 + u0[codes] + (2 + u1[codes]) * data["x"] + rng.standard_normal(len(data))
+    fit = mlm.fit_mixed(data, "y ~ x + (x | g)")
+    slopes = mlm.per_group_slopes(data, "y", "x", "g")["slope"]
+    assert_allclose(fit.params["x"], slopes.mean(), rtol=1e-8)
+    # and the study's own per-group slopes are the OLS slopes of per_group_slopes
+    from mlm_lessons.simulate import _group_slopes
+
+    assert_allclose(_group_slopes(data["x"].to_numpy(), data["y"].to_numpy(), codes, J), slopes)
+
+
+def test_efficiency_study_layout_and_reproducibility():
+    res = mlm.efficiency_study(6, n_groups=6, group_size=5, **EFFICIENCY, seed=2)
+    assert res["method"].tolist() == list(mlm.simulate.EFFICIENCY_METHODS)
+    assert list(res.columns) == [
+        "method",
+        "mean_estimate",
+        "bias",
+        "sd_estimate",
+        "rmse",
+        "rmse_ratio",
+        "mean_std_error",
+        "coverage",
+        "coverage_mc_se",
+        "n_sims",
+    ]
+    assert_allclose(res["bias"], res["mean_estimate"] - 2.0)
+    assert res.loc[0, "rmse_ratio"] == 1.0
+    again = mlm.efficiency_study(6, n_groups=6, group_size=5, **EFFICIENCY, seed=2)
+    pd.testing.assert_frame_equal(res, again)
+
+
+@pytest.mark.slow
+def test_random_slopes_beat_disaggregation_with_few_unequal_groups():
+    # Known truth, gamma10 = 2. With ten groups of 3 to 40 rows the per-group slopes of the
+    # small groups have sampling variances sigma2 / Sxx_j of 5 or more, beside tau11 = 0.25,
+    # and the unweighted mean gives them full weight: its variance is about
+    # sum_j (tau11 + sigma2 / Sxx_j) / J^2, several times that of the precision-weighted
+    # GLS estimate. Both estimators are unbiased (mean within 4 MC SEs of the truth).
+    n = 200
+    sizes = [3, 3, 4, 4, 5, 5, 20, 30, 40, 50]
+    res = mlm.efficiency_study(n, n_groups=10, group_size=sizes, **EFFICIENCY, seed=3)
+    res = res.set_index("method")
+    mc_se = res["sd_estimate"] / np.sqrt(n)
+    assert (np.abs(res["bias"]) < 4 * mc_se).all()
+    assert res.loc["multilevel (random slope)", "rmse_ratio"] < 0.6
+    # the mean of slopes' own interval keeps about its level (t on J - 1 df)
+    row = res.loc["mean of per-group OLS slopes"]
+    assert abs(row["coverage"] - 0.95) < _binomial_tolerance(n)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_sims=1), ValueError, r"n_sims must be an integer >= 2, not 1"),
+        (dict(n_groups=2), ValueError, r"n_groups must be an integer >= 3, not 2"),
+        (dict(group_size=2), ValueError, "at least 3 rows"),
+        (dict(sigma2=0.0), ValueError, r"sigma2 must be a positive variance \(a number > 0\), not 0"),
+        (dict(conf_level=1.5), ValueError, "conf_level must be between 0 and 1"),
+        (dict(seed=None), TypeError, "seed must be a non-negative integer .*so that the result can be reproduced"),
+    ],
+)
+def test_efficiency_bad_input(kwargs, error, match):
+    args = dict(n_sims=3, n_groups=5, group_size=4, **EFFICIENCY, seed=1)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        mlm.efficiency_study(**args)

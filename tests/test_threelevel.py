@@ -16,18 +16,22 @@ import mlm_lessons as mlm
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_threelevel.json").read_text())
 SPECS = {"intercepts": None, "growth": "year"}
+FIXED = {"intercepts": "math ~ year", "growth": "math ~ year",
+         "conditional": "math ~ year * (black + hispanic + lowinc10)"}
 
 
 @pytest.fixture(scope="module")
 def egsingle():
-    return mlm.load_dataset("egsingle")
+    eg = mlm.load_dataset("egsingle")
+    # as lme4_threelevel.R: the percentage of low-income pupils in tens of points
+    return eg.assign(lowinc10=eg["lowinc"] / 10)
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(FIXED))
 def test_against_lme4(egsingle, name, method):
-    re = SPECS[name]
-    fit = mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid",
+    re = SPECS.get(name, "year")
+    fit = mlm.fit_three_level(egsingle, FIXED[name], "childid", "schoolid",
                               re_formula2=re, re_formula3=re, method=method)
     ref = REF[name][method]
     assert fit.converged and ref["converged"]
@@ -45,7 +49,7 @@ def test_against_lme4(egsingle, name, method):
     # every level has BLUPs with conditional SEs
     for level, n in fit.ngroups.items():
         re = fit.random_effects(level)
-        assert len(re) == n * (2 if SPECS[name] else 1)
+        assert len(re) == n * (2 if SPECS.get(name, "year") else 1)
         assert (re["std_error"] > 0).all()
 
 
@@ -97,3 +101,35 @@ def test_bad_input(egsingle):
     bad.loc[0, "math"] = np.nan
     with pytest.raises(ValueError, match="column 'math' has 1 missing"):
         mlm.fit_three_level(bad, "math ~ year", "childid", "schoolid")
+
+
+def test_compare_with_published_reads_multilevel_quantities(egsingle):
+    # lme4_threelevel.csv holds the same lme4 numbers as the JSON, in the quantity names of
+    # compare_with_published (T[level][row,col], loglik); the chapter on three-level models
+    # puts them beside its fits. Tolerances as above.
+    table = pd.read_csv(Path(__file__).parent / "reference" / "lme4_threelevel.csv")
+    for (name, method), ref in table.groupby(["model", "method"]):
+        re = SPECS.get(name, "year")
+        fit = mlm.fit_three_level(egsingle, FIXED[name], "childid", "schoolid",
+                                  re_formula2=re, re_formula3=re, method=method)
+        out = mlm.compare_with_published(ref.rename(columns={"lme4": "published"}), fit,
+                                         decimals=3)
+        # the JSON and the CSV are the same lme4 fit
+        assert_allclose(ref.set_index("quantity").loc["sigma2", "lme4"],
+                        REF[name][method]["sigma2"], rtol=1e-12)
+        q = out.set_index("quantity")
+        loglik = q.loc["loglik"]
+        assert abs(loglik["difference"]) < 1e-3
+        rest = q.drop(index="loglik")
+        assert_allclose(rest["fit"], rest["published"], rtol=2e-3, atol=1e-4)
+
+
+def test_multilevel_quantity_errors(egsingle):
+    fit = mlm.fit_three_level(egsingle, "math ~ year", "childid", "schoolid")
+    one = pd.DataFrame({"quantity": ["T[Intercept,Intercept]"], "published": [1.0]})
+    with pytest.raises(ValueError, match="ambiguous: the fit has several grouping factors"):
+        mlm.compare_with_published(one, fit)
+    with pytest.raises(KeyError, match="'classid' is not a grouping factor"):
+        mlm.compare_with_published(one.assign(quantity="T[classid][Intercept,Intercept]"), fit)
+    with pytest.raises(ValueError, match="fixed effects have no level"):
+        mlm.compare_with_published(one.assign(quantity="fixef[childid][year]"), fit)
