@@ -309,7 +309,8 @@ class BookRefs:
         entries = [self.citations[k] for k in keys]
         if role in ("cite:t", "cite:ts"):
             return ", ".join(f"{a} [{y}]" for a, y in entries)
-        return "[" + "; ".join(f"{a}, {y}" for a, y in entries) + "]"
+        # as sphinxcontrib-bibtex prints it in the HTML book: [A, 2009, B, 2020]
+        return "[" + ", ".join(f"{a}, {y}" for a, y in entries) + "]"
 
     def glue_value(self, current: str, role: str, body: str) -> str:
         """What ``{glue:text}`` (and ``{glue}``, ``{glue:md}``) prints, as myst-nb does."""

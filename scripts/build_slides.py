@@ -212,7 +212,7 @@ def build_index(root: Path = ROOT) -> BookIndex:
             n_eq = n_fig = n_ex = 0
             for cell in nb.cells:
                 if cell.cell_type == "markdown":
-                    for label in re.findall(r"^\$\$\s*\((?P<l>[^)\s]+)\)\s*$", cell.source, re.M):
+                    for label in re.findall(r"^[ \t>]*\$\$\s*\((?P<l>[^)\s]+)\)\s*$", cell.source, re.M):
                         n_eq += 1
                         equations[label] = f"{chapter.number}.{n_eq}"
                     for name, _, body in _directive_fences(cell.source):
@@ -320,12 +320,20 @@ class Renderer:
         return html.escape(text or target)
 
     def _glue_data(self, key: str) -> dict:
-        if key not in self.chapter.glue:
-            raise SlideError(f"{self.chapter.stem}: no stored glue output {key!r}")
-        return self.chapter.glue[key]
+        chapter = self.chapter
+        if "::" in key:  # another page's value, as myst-nb's {glue:text}`doc.ipynb::key`
+            path, key = key.split("::", 1)
+            chapter = self.index.chapter(Path(path).stem)
+        if key not in chapter.glue:
+            raise SlideError(f"{self.chapter.stem}: no stored glue output {key!r} in "
+                             f"{chapter.stem}")
+        return chapter.glue[key]
 
     def glue_text(self, content: str) -> str:
-        key, _, fmt = content.partition(":") if ":" in content else (content, "", "")
+        # myst-nb: the format spec follows the last colon (a key may hold "::")
+        key, fmt = content.rsplit(":", 1) if ":" in content.replace("::", "") else (content, "")
+        if key.endswith(":"):  # "doc::key" without a format
+            key, fmt = content, ""
         data = self._glue_data(key)
         if "text/plain" not in data:
             raise SlideError(f"{self.chapter.stem}: glue {key!r} has no text/plain")

@@ -17,7 +17,7 @@ removing what is not typed prose:
   and equations of this book or of a cited book, the levels of a multilevel model
   (``level-1``, ``level 2``), the text's own numbered steps and assumptions, years of a
   citation, the conventional levels of tests and intervals (95%, 5%, 80% power), the
-  Python version, the numbers of the concept checks (``**3.**``), and a few fixed names (``50:50`` mixture, ``0/1`` coding).
+  Python version and the version of Stata a command needs (``Stata 17``), the numbers of the concept checks (``**3.**``), and a few fixed names (``50:50`` mixture, ``0/1`` coding).
 
 Alt texts (``metadata.image.alt``) are not prose that can be glued; they describe what the
 figure shows and are not checked here.
@@ -67,6 +67,8 @@ ALLOWED = [
     r"\*\*\d+\.\*\*",
     # the Python version the course requires
     r"\bPython 3\.\d+\b",
+    # the version of another program that a command needs: Stata 17 and later
+    r"\bStata \d+\b",
     # fixed names: the 50:50 chi-bar-square mixture, 0/1 coding
     r"\b50:50\b",
     r"\b0/1\b",
@@ -172,6 +174,8 @@ def test_no_number_is_typed_in_the_prose(path):
         ('<summary>(a) <span class="math">\\(\\tau = 4\\)</span></summary>', False),
         ("- (b) 25 schools", True),
         ("1. a numbered list item", False),
+        ("`etable` (Stata 17 and later)", False),
+        ("Stata fitted 17 models", True),
     ],
 )
 def test_the_detector(text, typed):

@@ -56,6 +56,11 @@ MODELS = {
     "contra_ri": ("contraception", FIXED + " + (1 | district)", "binomial"),
     "contra_slope": ("contraception", FIXED + " + (1 + urban | district)", "binomial"),
     "contra_diag": ("contraception", FIXED + " + (1 + urban || district)", "binomial"),
+    # ten-point adaptive quadrature, as fit_logistic_mixed fits the chapter's models
+    "contra_null_agq": ("contraception", "use ~ 1 + (1 | district)", "binomial", 10),
+    "contra_ri_agq": ("contraception", FIXED + " + (1 | district)", "binomial", 10),
+    "contra_share_agq": ("contraception", FIXED + " + urban_share + (1 | district)",
+                         "binomial", 10),
 }
 # glmer's names of the terms of each grouping factor (VarCorr), ours are the same factor
 R_FACTOR = {"region:county": "county:region", "district": "district"}
@@ -65,15 +70,19 @@ _FITS = {}
 
 def data(name):
     d = mlm.load_dataset(name)
-    return d.assign(age10=d["age"] / 10) if name == "contraception" else d
+    if name != "contraception":
+        return d
+    return d.assign(age10=d["age"] / 10,
+                    urban_share=d.groupby("district")["urban"].transform("mean"))
 
 
 def fitted(key):
     if key not in _FITS:
-        name, formula, family = MODELS[key]
+        name, formula, family, *agq = MODELS[key]
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # the chapter's fits must not warn
-            _FITS[key] = mlm.fit_glmm(data(name), formula, family=family)
+            _FITS[key] = mlm.fit_glmm(data(name), formula, family=family,
+                                      n_agq=agq[0] if agq else 1)
     return _FITS[key]
 
 

@@ -160,7 +160,7 @@ def test_every_role_is_replaced_by_what_the_book_prints(mini):
     for expected in [
         "See (2.2), (1.1), Fig. 2.1, Figure 2.1, Exercise 2.2, Exercise 2.1, Chapter A, "
         "the appendix, [Raudenbush and Bryk, 2002], Raudenbush and Bryk [2002], "
-        "[Searle et al., 1992; Claibourn, 2013], every, 1,234,567, 0.180, `minority` and 7185.",
+        "[Searle et al., 1992, Claibourn, 2013], every, 1,234,567, 0.180, `minority` and 7185.",
         "# 2. Chapter B",
         "## 2.1. Section",
         "y = 2 \\tag{2.1}",

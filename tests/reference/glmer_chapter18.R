@@ -6,7 +6,9 @@
 #   county effect; the median rate ratio;
 #   contraception (mlmRev::Contraception): the chapter's logistic model with a random
 #   intercept, a correlated random intercept and urban slope, and an uncorrelated one, all by
-#   the Laplace approximation; the likelihood-ratio tests between them.
+#   the Laplace approximation; the likelihood-ratio tests between them; with ten-point
+#   quadrature the null model, the chapter's model and the model with the district's share of
+#   urban women.
 #
 #   Rscript tests/reference/glmer_chapter18.R      (from the repository root, about 20 s)
 #
@@ -131,6 +133,20 @@ out$lrt_contra_diag <- lrt(c_ri$model, c_dg$model, "anova(contra_ri, contra_diag
 out$lrt_contra_diag$p_mixture <- 0.5 * out$lrt_contra_diag$p_value
 out$lrt_contra_corr <- lrt(c_dg$model, c_sl$model, "anova(contra_diag, contra_slope)")
 out$districts_without_urban <- sum(tapply(cc$urban, cc$district, sum) == 0)
+
+# ---- contraception, ten-point adaptive quadrature: the null model (the scale of the latent
+# variable) and the model with the district's share of urban women (the contextual effect
+# behind the GEE ratio of urban)
+cc$urban_share <- ave(cc$urban, cc$district)
+agq <- function(f, call) {
+  m <- glmer(f, data = cc, family = binomial, nAGQ = 10, control = TIGHT)
+  record(m, paste0(call, ", nAGQ = 10, control = ", TIGHT_TEXT))
+}
+out$contra_null_agq <- agq(use ~ 1 + (1 | district), "glmer(use ~ 1 + (1 | district), family = binomial")
+out$contra_ri_agq <- agq(as.formula(paste(fx, "+ (1 | district)")),
+                         paste0("glmer(", fx, " + (1 | district), family = binomial"))
+out$contra_share_agq <- agq(as.formula(paste(fx, "+ urban_share + (1 | district)")),
+                            paste0("glmer(", fx, " + urban_share + (1 | district), family = binomial"))
 
 out$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                      MASS = as.character(packageVersion("MASS")), mlmRev_data = "mlmRev 1.0-8 (CSV in mlm_lessons/datasets)",
