@@ -21,10 +21,16 @@ import patsy
 
 from mlm_lessons._checks import (
     check_columns,
+    check_finite,
+    check_formula,
     check_frame,
     check_group_ids,
+    check_name,
     check_no_missing,
+    check_not_dates_as_text,
+    check_not_in,
     check_numeric,
+    check_real_array,
 )
 from mlm_lessons._formula import ParsedFormula, RandomSpec, parse_formula
 
@@ -219,8 +225,9 @@ def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarra
         builder = MatrixBuilder(names=names, intercept=intercept, simple=terms)
         return builder, builder.build(data)
     try:
-        mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",
-                            eval_env=_EVAL_ENV)
+        with np.errstate(divide="ignore", invalid="ignore"):  # check_design names the inf
+            mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",
+                                eval_env=_EVAL_ENV)
     except patsy.PatsyError as err:
         raise ValueError(f"cannot evaluate {rhs!r} on the data: {err}") from None
     builder = MatrixBuilder(names=tuple(mat.columns), intercept="Intercept" in mat.columns,
@@ -358,6 +365,9 @@ class Design:
         return self.X.shape[1]
 
     def term(self, group: str) -> Term:
+        if not isinstance(group, str):
+            raise TypeError(f"level must be a grouping factor name (str), such as "
+                            f"{self.terms[0].group!r}, not {type(group).__name__} {group!r}")
         for t in self.terms:
             if t.group == group:
                 return t
@@ -375,7 +385,7 @@ class Design:
 
     def with_response(self, y: np.ndarray) -> Design:
         """The same design with another response (for simulation and the bootstrap)."""
-        y = np.asarray(y, dtype=float)
+        y = check_real_array(y, "y", what="outcome values (finite numbers)")
         if y.shape != self.y.shape:
             raise ValueError(f"y must have {self.n} values (one per row of the fit), not "
                              f"{y.shape}")
@@ -431,21 +441,28 @@ def build_design(data: pd.DataFrame, formula: str | ParsedFormula, *,
         )
     response_vars, fixed_vars, random_vars = _variables_of(parsed)
     group_cols = list(dict.fromkeys(c for s in parsed.random for c in s.group_columns))
+    # a column that is by itself a grouping factor may not also be a fixed predictor; one
+    # that only enters an interaction factor may ((1 | worker/machine) with machine fixed)
+    whole = {s.group_columns[0] for s in parsed.random if len(s.group_columns) == 1}
     for g in group_cols:
         check_group_ids(data, g)
         if g in response_vars:
             raise ValueError(f"{g!r} is both the outcome and a group column")
+        if g in whole:
+            check_not_in(g, "group column", fixed_vars, "predictors of the fixed part")
     used = list(dict.fromkeys(response_vars + fixed_vars + random_vars))
     check_columns(data, [c for c in used if c not in group_cols], role="variable in formula")
     check_no_missing(data, used)
+    check_finite(data, used)
     for v in response_vars:
-        if v in fixed_vars:
+        if v in fixed_vars + random_vars:
             raise ValueError(
                 f"the outcome {v!r} is also among the predictors of {str(parsed)!r}; remove it "
                 f"from the right-hand side"
             )
     for c in fixed_vars:
         _check_predictor_column(data, c)
+        check_not_dates_as_text(data, c)
     work = data.copy()  # the fit's own copy: later edits of `data` change nothing
 
     # response
@@ -546,21 +563,17 @@ def design_from_arguments(formula: str, group: str | None, re_formula: str | Non
     >>> design_from_arguments("y ~ x", "g", None, False)
     'y ~ x + (1 | g)'
     """
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x', not "
-                        f"{type(formula).__name__}")
+    check_formula(formula)
     if group is None:
         return formula
-    if not isinstance(group, str):
-        raise TypeError(f"group must be a column name (str), not {type(group).__name__}")
+    check_name(group, "group")
     if "|" in formula:
         raise ValueError(
             f"formula {formula!r} already has random-effects terms; leave out group= (and "
             f"re_formula=) or write the formula without bars"
         )
-    if re_formula is not None and not isinstance(re_formula, str):
-        raise TypeError(f"re_formula must be a string such as 'x', not "
-                        f"{type(re_formula).__name__}")
+    if re_formula is not None:
+        check_formula(re_formula, "'x'", "re_formula")
     rhs = "1" if re_formula is None else (re_formula.strip().lstrip("~").strip() or "1")
     bar = "||" if diagonal else "|"
     return f"{formula} + ({rhs} {bar} {group})"

@@ -186,9 +186,9 @@ def parse_formula(formula: str) -> ParsedFormula:
     >>> [str(r) for r in parse_formula("y ~ 1 + (1 | school/class)").random]
     ['(1 | school)', '(1 | school:class)']
     """
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x + (1 | g)', not "
-                        f"{type(formula).__name__}")
+    from mlm_lessons._checks import check_formula
+
+    check_formula(formula, "'y ~ x + (1 | g)'")
     if formula.count("~") == 0:
         raise ValueError(
             f"formula {formula!r} needs an outcome: write it as 'y ~ x + (1 | g)'"

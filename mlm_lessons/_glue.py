@@ -40,6 +40,12 @@ def glue(name: str, variable: Any, display: bool = True) -> None:
     Round floats before gluing (``round(x, 4)``) so that the stored output is the same on
     every machine; format them in the prose (``{glue:text}`name:.2f```).
     """
+    from mlm_lessons._checks import check_bool
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string (the key the book's prose cites), "
+                        f"not {name!r}")
+    check_bool(display, "display")
     try:
         from IPython.core.formatters import format_display_data
         from IPython.display import display as ipy_display

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons._checks import MLMWarning, check_count, check_method, check_seed
+from mlm_lessons._checks import MLMWarning, check_count, check_fit, check_method, check_seed
 from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.inference import nesting
-from mlm_lessons.models import MixedFit, _check_mixed_fit, embed_theta
+from mlm_lessons.models import MixedFit, embed_theta
 
 __all__ = [
     "BootstrapLRTResult",
@@ -40,7 +40,7 @@ __all__ = [
 
 
 def _check_fit(fit: object, name: str = "fit") -> MixedFit:
-    return _check_mixed_fit(fit, "from mlm_lessons (e.g. mlm.fit_mixed(...))", name)
+    return check_fit(fit, name, "from mlm_lessons (e.g. mlm.fit_mixed(...))")
 
 
 # --- simulation ------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ def simulate_from_fit(fit: MixedFit, *, n_sims: int, seed: int) -> np.ndarray:
     (3, 7185)
     """
     _check_fit(fit)
-    return fit.simulate(n_sims, seed=seed)
+    n_sims = check_count(n_sims, "n_sims")
+    return fit.simulate(n_sims, seed=check_seed(seed))
 
 
 def _quiet_refit(fit: MixedFit, y, method: str):
@@ -174,6 +175,7 @@ def parametric_bootstrap(
     """
     _check_fit(fit)
     n_boot = check_count(n_boot, "n_boot")
+    check_seed(seed)
     method = check_method(fit.method if method is None else method)
     ys = fit.simulate(n_boot, seed=seed)
     vc = fit.variance_components()

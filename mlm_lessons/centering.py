@@ -12,7 +12,23 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlm_lessons._checks import check_columns, check_frame, check_no_missing, check_numeric
+from mlm_lessons._checks import (
+    check_axes,
+    check_conf_level,
+    check_count,
+    check_distinct,
+    check_frame,
+    check_groups,
+    check_label,
+    check_level2_constant,
+    check_method,
+    check_name_list,
+    check_names,
+    check_not_in,
+    check_numeric_columns,
+    check_seed,
+    check_varies_within,
+)
 from mlm_lessons.models import _wald_table, fit_mixed
 
 __all__ = ["plot_within_between", "within_between"]
@@ -66,10 +82,14 @@ def within_between(
     KeyError
         If a column is not in ``data``.
     TypeError
-        If the predictor or ``group_mean`` is not numeric.
+        If a name is not a string, or the outcome, the predictor or ``group_mean`` is not
+        numeric.
     ValueError
-        If ``predictor`` or ``group_mean`` has missing values, or the model cannot be
-        fitted (see :func:`~mlm_lessons.fit_mixed`).
+        If a used column has missing or infinite values; two roles name the same column
+        (or ``covariates`` repeat one); the predictor is constant within every group (a
+        level-2 variable has no within-group effect); ``group_mean`` varies within a group;
+        every group has one row; or the model cannot be fitted (see
+        :func:`~mlm_lessons.fit_mixed`).
 
     Notes
     -----
@@ -128,12 +148,19 @@ def _fit_within_between(
 ):
     """Fit ``outcome ~ (x - group mean) + group mean + covariates`` with a random intercept."""
     check_frame(data)
-    check_columns(data, [outcome, predictor, group])
-    check_numeric(data, predictor, role="predictor")
-    check_no_missing(data, [predictor])
-    if isinstance(covariates, str):
-        covariates = [covariates]
-    covariates = list(covariates)
+    check_names(outcome=outcome, predictor=predictor, group=group)
+    if group_mean is not None:
+        check_names(group_mean=group_mean)
+    check_distinct(outcome=outcome, predictor=predictor, group=group, group_mean=group_mean)
+    check_method(method)
+    check_conf_level(conf_level)
+    covariates = check_name_list(covariates, "covariates")
+    for name, role in ((predictor, "predictor"), (outcome, "outcome"), (group, "group column")):
+        check_not_in(name, role, covariates, "covariates")
+    check_numeric_columns(data, [outcome], role="outcome")
+    check_numeric_columns(data, [predictor], role="predictor")
+    check_groups(data, group, min_size=2)
+    check_varies_within(data, predictor, group, role="predictor")
     work = data.copy()
     base = f"{predictor}__"
     within_name, mean_name = f"{base}within", f"{base}mean"
@@ -142,9 +169,11 @@ def _fit_within_between(
     if group_mean is None:
         work[mean_name] = means
     else:
-        check_columns(data, [group_mean], role="group_mean column")
-        check_numeric(data, group_mean, role="group_mean column")
-        check_no_missing(data, [group_mean])
+        check_numeric_columns(data, [group_mean], role="group_mean column")
+        check_level2_constant(
+            data, [group_mean], group, role="group_mean column",
+            advice="group_mean must hold one value per group (e.g. a mean from a larger "
+                   "sample); leave it out to use the sample mean of each group")
         work[mean_name] = work[group_mean]
     rhs = " + ".join([within_name, mean_name, *covariates])
     fit = fit_mixed(work, f"{outcome} ~ {rhs}", group, method=method, conf_level=conf_level)
@@ -202,10 +231,11 @@ def plot_within_between(
     """
     from mlm_lessons.plots import PALETTE, _axes, _sample_groups
 
-    if n_groups is not None and (
-        not isinstance(n_groups, (int, np.integer)) or isinstance(n_groups, bool) or n_groups < 1
-    ):
-        raise ValueError(f"n_groups must be a positive integer or None, not {n_groups!r}")
+    check_count(n_groups, "n_groups", allow_none=True)
+    check_seed(seed)
+    check_axes(ax)
+    check_label(xlabel, "xlabel")
+    check_label(ylabel, "ylabel")
     fit, within_name, mean_name = _fit_within_between(
         data, outcome, predictor, group, None, [], "REML", 0.95
     )

@@ -14,13 +14,12 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons._checks import (
-    check_columns,
     check_conf_level,
+    check_distinct,
     check_frame,
     check_groups,
     check_names,
-    check_no_missing,
-    check_numeric,
+    check_numeric_columns,
 )
 
 __all__ = ["per_group_slopes", "compare_approaches"]
@@ -78,12 +77,10 @@ def _check_inputs(
 ) -> pd.Series:
     check_frame(data)
     check_names(outcome=outcome, predictor=predictor, group=group)
-    check_columns(data, [outcome, predictor], role="column")
-    sizes = check_groups(data, group, min_groups=min_groups)
-    check_numeric(data, outcome, role="outcome")
-    check_numeric(data, predictor, role="predictor")
-    check_no_missing(data, [outcome, predictor])
-    return sizes
+    check_distinct(outcome=outcome, predictor=predictor, group=group)
+    check_numeric_columns(data, [outcome], role="outcome")
+    check_numeric_columns(data, [predictor], role="predictor")
+    return check_groups(data, group, min_groups=min_groups, min_size=2)
 
 
 def _group_slopes(y: np.ndarray, x: np.ndarray, codes: np.ndarray, J: int) -> dict:
@@ -139,7 +136,9 @@ def per_group_slopes(data: pd.DataFrame, outcome: str, predictor: str, group: st
     TypeError
         If a column name is not a string, or the outcome or predictor is not numeric.
     ValueError
-        If a used column has missing values.
+        If a used column has missing or infinite values, the outcome, predictor and group
+        are not three different columns, the group column is not a valid identifier, or
+        every group has a single row.
 
     Notes
     -----
@@ -230,7 +229,8 @@ def compare_approaches(
     TypeError
         If a column name is not a string, or the outcome or predictor is not numeric.
     ValueError
-        If a used column has missing values, there are fewer than three groups, fewer
+        If a used column has missing or infinite values, two roles name the same column,
+        every group has a single row, there are fewer than three groups, fewer
         than two groups have an estimable slope, the group means of the predictor do not
         vary, or ``conf_level`` is not between 0 and 1.
 

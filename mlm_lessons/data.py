@@ -395,7 +395,9 @@ def load_dataset(name: str) -> pd.DataFrame:
     if not isinstance(name, str):
         raise TypeError(f"name must be a string such as 'hsb', not {name!r}")
     if name not in _DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(_DATASETS)}")
+        close = [d for d in _DATASETS if d.lower() == name.strip().lower()]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(_DATASETS)}{hint}")
     spec = _DATASETS[name]
     folder = data_dir()
     registry = _registry(folder)

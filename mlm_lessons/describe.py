@@ -10,20 +10,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlm_lessons._checks import check_frame, check_groups, check_numeric_columns
+from mlm_lessons._checks import (
+    check_frame,
+    check_groups,
+    check_level2_constant,
+    check_name_list,
+    check_numeric_columns,
+)
 
 __all__ = ["cluster_sizes", "variable_levels", "describe_levels"]
 
 
 def _names(columns: Sequence[str] | str | None, what: str) -> list[str]:
-    if columns is None:
-        return []
-    if isinstance(columns, str):
-        return [columns]
-    out = list(columns)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{what} lists a column more than once: {out}")
-    return out
+    return check_name_list(columns, what, allow_none=True)
 
 
 def _check_variables(data: pd.DataFrame, columns: list[str], group: str) -> None:
@@ -55,8 +54,11 @@ def cluster_sizes(data: pd.DataFrame, group: str) -> pd.DataFrame:
     ------
     KeyError
         If ``group`` is not a column.
+    TypeError
+        If ``group`` is not a string or is a boolean column.
     ValueError
-        If ``group`` has missing values or there is only one group.
+        If ``group`` has missing values, mixes value types or holds non-integer numbers
+        (see :func:`mlm_lessons.fit_mixed`), or there is only one group.
 
     Notes
     -----
@@ -163,7 +165,7 @@ def variable_levels(
     1      z  level 2   0.000000    0.707107            1.0
     """
     check_frame(data)
-    check_groups(data, group, min_groups=2)
+    check_groups(data, group, min_groups=2, min_size=2)
     if columns is None:
         cols = [
             c
@@ -266,15 +268,7 @@ def describe_levels(
     for c in l1:
         rows.append((c, "level 1", data[c].astype(float)))
     if l2:
-        varies = grouped[l2].nunique() > 1
-        for c in l2:
-            bad = varies.index[varies[c].to_numpy()]
-            if len(bad):
-                raise ValueError(
-                    f"level-2 variable {c!r} varies within {len(bad)} group(s) of {group!r} "
-                    f"(e.g. {bad[0]!r}); declare it in level1=, or aggregate it first "
-                    f"(e.g. mlm.group_means)"
-                )
+        check_level2_constant(data, l2, group)
         first = grouped[l2].first()
         for c in l2:
             rows.append((c, "level 2", first[c].astype(float)))

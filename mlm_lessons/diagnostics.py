@@ -16,10 +16,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons._checks import MLMWarning, check_columns, check_numeric, warn
+from mlm_lessons._checks import (
+    MLMWarning,
+    _plain,
+    check_axes,
+    check_count,
+    check_fit,
+    check_label,
+    check_name,
+    check_name_list,
+    check_numeric_columns,
+    check_real_array,
+    check_single_factor,
+    warn,
+)
 from mlm_lessons._display import ResultDisplay
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons.models import MixedFit
 
 __all__ = [
     "GroupInfluence",
@@ -31,8 +44,10 @@ __all__ = [
 ]
 
 
-def _check_fit(fit: object) -> MixedFit:
-    return _check_mixed_fit(fit, "(from mlm.fit_mixed or a fit_* stage function)")
+def _check_fit(fit: object, what: str = "this diagnostic") -> MixedFit:
+    fit = check_fit(fit, hint="(from mlm.fit_mixed or a fit_* stage function)")
+    check_single_factor(fit, what)
+    return fit
 
 
 def residual_table(fit: MixedFit) -> pd.DataFrame:
@@ -78,7 +93,7 @@ def residual_table(fit: MixedFit) -> pd.DataFrame:
     >>> float(round(res["std_residual"].std(), 2))
     0.99
     """
-    fit = _check_fit(fit)
+    fit = _check_fit(fit, "residual_table")
     data = fit.data
     fitted = fit.predict(conditional=True)
     observed = fit.matrices().y
@@ -140,7 +155,7 @@ def group_residual_sd(fit: MixedFit) -> pd.DataFrame:
     1  1288  25           0.13         7.02
     2  1296  48          -0.43         5.35
     """
-    res = residual_table(_check_fit(fit))
+    res = residual_table(_check_fit(fit, "group_residual_sd"))
     grouped = res.groupby("group", sort=False, observed=True)["residual"]
     out = pd.DataFrame(
         {
@@ -262,12 +277,12 @@ def influence_groups(
     1  1288  25   0.0010
     2  1296  48   0.0120
     """
-    fit = _check_fit(fit)
+    fit = _check_fit(fit, "influence_groups")
     names = list(fit.fixed["term"])
     if terms is None:
         chosen = names
     else:
-        chosen = [terms] if isinstance(terms, str) else list(terms)
+        chosen = check_name_list(terms, "terms")
         if not chosen:
             raise ValueError("terms is empty; pass fixed-effect names or leave it out")
         unknown = [t for t in chosen if t not in names]
@@ -279,12 +294,21 @@ def influence_groups(
     if groups is None:
         leave_out = list(all_groups)
     else:
+        if isinstance(groups, str) or not isinstance(groups, Sequence | np.ndarray | pd.Index
+                                                         | pd.Series):
+            raise TypeError(f"groups must be a list of group identifiers, not "
+                            f"{type(groups).__name__} {groups!r}")
         leave_out = list(groups)
         if not leave_out:
             raise ValueError("groups is empty; pass group identifiers or leave it out")
         missing = [g for g in leave_out if g not in all_groups]
         if missing:
-            raise KeyError(f"group(s) {missing[:5]} not in the fitted data's {fit.group!r} column")
+            shown = ", ".join(repr(_plain(v)) for v in all_groups[:3])
+            raise KeyError(
+                f"group(s) {[_plain(m) for m in missing[:5]]} not in the fitted data's "
+                f"{fit.group!r} column (its groups are {shown}, ...); labels must match in "
+                f"type too (e.g. '1224', not 1224)"
+            )
         if len(set(leave_out)) != len(leave_out):
             raise ValueError("groups lists a group more than once")
 
@@ -397,10 +421,13 @@ def plot_qq(values, *, ax=None, label: str = "Sample quantile"):
     >>> len(ax.lines)
     2
     """
+    check_axes(ax)
+    check_label(label, "label")
     x = pd.Series(values)
-    if not (pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)):
+    if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
         raise TypeError(f"values must be numeric, not dtype {x.dtype}")
-    x = x.dropna().to_numpy(dtype=float)
+    x = check_real_array(x.dropna().to_numpy(dtype=float), "values", allow_empty=True,
+                         what="finite numbers")
     if len(x) < 3:
         raise ValueError(f"a Q-Q plot needs at least 3 values, got {len(x)}")
     (osm, osr), (slope, intercept, _) = stats.probplot(x, dist="norm")
@@ -449,17 +476,17 @@ def plot_residuals(fit: MixedFit, *, against: str = "fitted", ax=None, bins: int
     >>> ax.get_xlabel()
     'ses'
     """
-    fit = _check_fit(fit)
-    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 2:
-        raise ValueError(f"bins must be an integer of at least 2, not {bins!r}")
+    fit = _check_fit(fit, "plot_residuals")
+    check_name(against, "against")
+    check_axes(ax)
+    bins = check_count(bins, "bins", minimum=2)
     res = residual_table(fit)
     if against == "fitted":
         x = res["fitted"]
         xlabel = "Fitted value (conditional on the group)"
     else:
         data = fit.data
-        check_columns(data, [against], role="column")
-        check_numeric(data, against)
+        check_numeric_columns(data, [against], role="column")
         x = data[against].astype(float)
         xlabel = against
     colours = _colours()

@@ -20,13 +20,17 @@ import pandas as pd
 
 from mlm_lessons._checks import (
     check_columns,
+    check_count,
+    check_fit,
+    check_formula,
     check_frame,
     check_groups,
     check_method,
+    check_name,
     check_numeric,
 )
 from mlm_lessons._design import build_design, design_from_arguments
-from mlm_lessons.models import MixedFit, _check_mixed_fit, fit_mixed
+from mlm_lessons.models import MixedFit, fit_mixed
 
 __all__ = ["compare_with_published", "compare_with_statsmodels"]
 
@@ -139,7 +143,10 @@ def compare_with_statsmodels(
 
     check_frame(data)
     check_method(method)
-    check_groups(data, group)
+    check_name(group, "group")
+    if re_formula is not None:
+        check_formula(re_formula, "'x'", "re_formula")
+    check_groups(data, group, min_size=2)
     rf = None if re_formula is None else re_formula.strip().lstrip("~").strip()
     # Validates every column (names, numeric outcome, missing values) with clear messages.
     design = build_design(data, design_from_arguments(formula, group, rf, False))
@@ -332,12 +339,11 @@ def compare_with_published(
     1              sigma2      39.15  39.148      -0.002    True
     2                 icc       0.18   0.180       0.000    True
     """
-    _check_mixed_fit(fit, "(from mlm.fit_mixed)")
-    check_frame(published)
+    check_fit(fit, hint="(from mlm.fit_mixed)")
+    check_frame(published, "published")
     check_columns(published, ["quantity", "published"])
     check_numeric(published, "published")
-    if not isinstance(decimals, int) or decimals < 0:
-        raise ValueError(f"decimals must be a non-negative integer, not {decimals!r}")
+    decimals = check_count(decimals, "decimals", minimum=0)
     quantities = [str(q) for q in published["quantity"]]
     values = np.array([_value_of(fit, q) for q in quantities])
     pub = published["published"].to_numpy(dtype=float)

@@ -29,17 +29,23 @@ from mlm_lessons._checks import (
     BoundaryWarning,
     ConvergenceWarning,
     MLMWarning,
-    SeparationError,
+    check_choice,
+    check_columns,
     check_conf_level,
     check_count,
     check_family,
+    check_formula,
     check_frame,
     check_glmm_design,
     check_glmm_outcome,
     check_n_agq,
+    check_name,
+    check_no_missing,
+    check_numeric,
+    check_real,
+    check_real_array,
     check_seed,
-    separation_direction,
-    separation_message,
+    check_separation,
     warn,
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
@@ -90,8 +96,7 @@ def attenuation_factor(tau2: float) -> float:
     >>> round(attenuation_factor(0.0), 3), round(attenuation_factor(1.0), 3)
     (1.0, 0.862)
     """
-    if not np.isfinite(tau2) or tau2 < 0:
-        raise ValueError(f"tau2 must be a non-negative variance, not {tau2!r}")
+    tau2 = check_real(tau2, "tau2", minimum=0.0, what="a non-negative variance (a number >= 0)")
     c = 16 * np.sqrt(3) / (15 * np.pi)
     return float(1 / np.sqrt(1 + c**2 * tau2))
 
@@ -236,9 +241,7 @@ class GLMMFit(ResultDisplay):
         """
         if self.family == "binomial":
             return float(_LATENT_VAR)
-        methods = ("lognormal", "trigamma", "delta")
-        if method not in methods:
-            raise ValueError(f"method must be one of {list(methods)}, not {method!r}")
+        method = check_choice(method, "method", ("lognormal", "trigamma", "delta"))
         d = self._design
         eta = d.X @ self._engine.beta if d.p else np.zeros(d.n)
         if d.offset is not None:
@@ -373,8 +376,7 @@ class GLMMFit(ResultDisplay):
         allow_new_levels : bool, default False
             Groups not in the fitted data get random effects of zero.
         """
-        if scale not in ("response", "link"):
-            raise ValueError(f"scale must be 'response' or 'link', not {scale!r}")
+        check_choice(scale, "scale", ("response", "link"))
         eta = self._predict_link(data, conditional=conditional,
                                  allow_new_levels=allow_new_levels)
         if scale == "link":
@@ -420,8 +422,7 @@ class GLMMFit(ResultDisplay):
         Pearson: ``(y - mu) / sqrt(Var(y | b))`` with ``y`` and ``mu`` on the count scale
         (successes for binomial outcomes with trials).
         """
-        if kind not in ("pearson", "response"):
-            raise ValueError(f"kind must be 'pearson' or 'response', not {kind!r}")
+        check_choice(kind, "kind", ("pearson", "response"))
         d = self._design
         trials = self._trials()
         mu = self._inverse_link(self._engine.eta)
@@ -503,7 +504,12 @@ class GLMMFit(ResultDisplay):
         For probing the optimum (the engine's own standardised parametrisation: centred and
         scaled columns); ``fit.deviance_function(fit.internal_params)`` is ``-2 loglik``.
         """
-        return float(self._engine.gp.deviance(np.asarray(params, dtype=float)))
+        params = check_real_array(params, "params")
+        size = len(self._engine.opt.theta)
+        if params.shape != (size,):
+            raise ValueError(f"params must have {size} values (theta, beta[, log k]), not "
+                             f"{params.shape}")
+        return float(self._engine.gp.deviance(params))
 
     @property
     def internal_params(self) -> np.ndarray:
@@ -576,13 +582,8 @@ class LogisticMixedFit(GLMMFit):
 def _fit(design: Design, family: str, n_agq: int, conf_level: float, *, start=None,
          cls=GLMMFit) -> GLMMFit:
     check_glmm_design(design, family)
+    check_separation(design, family)
     trials = np.ones(design.n) if design.trials is None else design.trials
-    if family in ("binomial", "poisson", "negative_binomial"):
-        b = separation_direction(design.X, design.y, trials if family == "binomial" else None,
-                                 family)
-        if b is not None:
-            raise SeparationError(separation_message(list(design.fixed_names), design.X,
-                                                     design.y, trials, family, b))
     eng = _glmm.fit_glmm_engine(_glmm.Family(family), design.y, trials, design.X,
                                 [_as_re(t) for t in design.terms], design.offset,
                                 n_agq=n_agq, start=start)
@@ -664,9 +665,7 @@ def _warn_if_needed(fit: GLMMFit) -> None:
 def _glmm_formula(formula: str, offset: str | None) -> str:
     if offset is None:
         return formula
-    if not isinstance(offset, str):
-        raise TypeError(f"offset must be a column name (str), e.g. 'log_exposure', not "
-                        f"{type(offset).__name__}")
+    check_name(offset, "offset")
     lhs, sep, rhs = formula.partition("~")
     if not sep:
         return formula
@@ -677,9 +676,7 @@ def _apply_weights(design: Design, data: pd.DataFrame, weights: str | None,
                    family: str) -> Design:
     if weights is None:
         return design
-    if not isinstance(weights, str):
-        raise TypeError(f"weights must be the column name of the trials (str), not "
-                        f"{type(weights).__name__}")
+    check_name(weights, "weights")
     if family != "binomial":
         raise ValueError(
             f"weights= gives the trials of a binomial outcome given as proportions; "
@@ -688,8 +685,6 @@ def _apply_weights(design: Design, data: pd.DataFrame, weights: str | None,
     if design.trials is not None:
         raise ValueError("weights= goes with a proportion outcome; the formula already gives "
                          "the trials with cbind(successes, failures)")
-    from mlm_lessons._checks import check_columns, check_no_missing, check_numeric
-
     check_columns(data, [weights], role="weights column")
     check_numeric(data, weights, role="weights column")
     check_no_missing(data, [weights])
@@ -824,10 +819,8 @@ def fit_glmm(
     """
     check_frame(data)
     family = check_family(family)
-    check_conf_level(conf_level)
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x + (1 | g)', not "
-                        f"{type(formula).__name__}")
+    conf_level = check_conf_level(conf_level)
+    check_formula(formula, "'y ~ x + (1 | g)'")
     design = build_design(data, _glmm_formula(formula, offset))
     design = _apply_weights(design, data, weights, family)
     check_glmm_outcome(design, family)
@@ -881,7 +874,9 @@ def fit_logistic_mixed(
     (0.19, 0.65)
     """
     check_frame(data)
-    check_conf_level(conf_level)
+    check_formula(formula)
+    check_name(group, "group")
+    conf_level = check_conf_level(conf_level)
     design = build_design(data, design_from_arguments(formula, group, None, False))
     check_glmm_outcome(design, "binomial")
     n_agq = check_n_agq(n_agq, design)
@@ -923,14 +918,20 @@ def fit_gee(
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
-    check_conf_level(conf_level)
     structures = {"exchangeable": sm.cov_struct.Exchangeable, "independence":
                   sm.cov_struct.Independence}
-    if correlation not in structures:
-        raise ValueError(f"correlation must be one of {list(structures)}, not {correlation!r}")
+    check_frame(data)
+    check_formula(formula)
+    check_name(group, "group")
+    check_choice(correlation, "correlation", tuple(structures))
+    conf_level = check_conf_level(conf_level)
     design = build_design(data, design_from_arguments(formula, group, None, False))
-    if not np.all(np.isin(design.y, (0.0, 1.0))):
-        raise ValueError(f"outcome {design.outcome!r} must be coded 0/1 for a logistic GEE")
+    check_glmm_outcome(design, "binomial", what="a logistic GEE")
+    if design.trials is not None:
+        raise ValueError("fit_gee models a 0/1 outcome; for successes out of trials use "
+                         "fit_glmm(..., family='binomial')")
+    check_glmm_design(design, "binomial")
+    check_separation(design, "binomial")
     model = smf.gee(formula, groups=data[group], data=data, family=sm.families.Binomial(),
                     cov_struct=structures[correlation]())
     with warnings.catch_warnings():

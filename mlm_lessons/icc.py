@@ -14,7 +14,6 @@ estimators: the workshop slide's (:func:`icc_slide`), the one-way ANOVA method o
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,13 +21,16 @@ import pandas as pd
 from scipy import optimize, stats
 
 from mlm_lessons._checks import (
-    check_columns,
     check_conf_level,
+    check_distinct,
+    check_fit,
     check_frame,
     check_groups,
     check_names,
-    check_no_missing,
-    check_numeric,
+    check_numeric_columns,
+    check_outcome_varies_within,
+    check_real_array,
+    check_single_factor,
 )
 from mlm_lessons._display import ResultDisplay
 
@@ -129,26 +131,21 @@ def _anova_from(a: _Anova) -> tuple[float, float, float]:
 def _prepare(data: pd.DataFrame, outcome: str, group: str) -> tuple[np.ndarray, np.ndarray, int]:
     check_frame(data)
     check_names(outcome=outcome, group=group)
-    check_columns(data, [outcome], role="outcome")
-    check_groups(data, group, min_groups=2)
-    check_numeric(data, outcome, role="outcome")
-    check_no_missing(data, [outcome])
+    check_distinct(outcome=outcome, group=group)
+    check_numeric_columns(data, [outcome], role="outcome")
+    check_groups(data, group, min_groups=2, min_size=2)
     y = data[outcome].to_numpy(dtype=float)
     codes, groups = pd.factorize(data[group], sort=False)
-    if len(y) == len(groups):
-        raise ValueError(
-            f"every group in {group!r} has a single row; within-group variance cannot be "
-            f"estimated: check that {group!r} identifies groups, not rows"
-        )
     if np.ptp(y) == 0:
-        raise ValueError(f"outcome {outcome!r} is constant; the ICC is not defined")
+        raise ValueError(
+            f"outcome {outcome!r} is constant ({y[0]:g}); there is no variance to model"
+        )
+    check_outcome_varies_within(y, codes, outcome, group)
     return y, codes, len(groups)
 
 
 def _check_conf_level(conf_level) -> float:
-    if isinstance(conf_level, bool) or not isinstance(conf_level, numbers.Real):
-        raise TypeError(f"conf_level must be a number between 0 and 1, not {conf_level!r}")
-    return float(check_conf_level(conf_level))
+    return check_conf_level(conf_level)
 
 
 # --- the three estimators ----------------------------------------------------------------------
@@ -177,8 +174,9 @@ def icc_slide(data: pd.DataFrame, outcome: str, group: str) -> ICCResult:
     TypeError
         If a column name is not a string or the outcome is not numeric.
     ValueError
-        If the outcome has missing values or is constant, there is one group, or every
-        group has one row.
+        If the outcome has missing or infinite values, is constant, or is constant within
+        every group (no within-group variance), the group column is not a valid identifier,
+        there is one group, or every group has one row.
 
     Notes
     -----
@@ -453,20 +451,13 @@ def _profile_interval(fit, theta_hat: float, conf_level: float) -> tuple[float, 
 
 
 def _check_icc_value(icc) -> np.ndarray:
-    arr = np.asarray(icc, dtype=float)
-    if np.any(~np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
-        raise ValueError(f"icc must be between 0 and 1, not {icc!r}")
-    return arr
+    return check_real_array(icc, "icc", minimum=0.0, maximum=1.0,
+                            what="between 0 and 1 (an intraclass correlation)")
 
 
 def _check_cluster_size(cluster_size) -> np.ndarray:
-    arr = np.asarray(cluster_size, dtype=float)
-    if np.any(~np.isfinite(arr)) or np.any(arr < 1):
-        raise ValueError(
-            f"cluster_size must be at least 1 (the average number of rows per group), not "
-            f"{cluster_size!r}"
-        )
-    return arr
+    return check_real_array(cluster_size, "cluster_size", minimum=1.0,
+                            what="at least 1 (the average number of rows per group)")
 
 
 def _scalar_or_array(x: np.ndarray):
@@ -548,9 +539,8 @@ def effective_sample_size(n_obs, icc, cluster_size):
     >>> round(mlm.effective_sample_size(7185, 0.18, 44.9), 1)
     807.1
     """
-    n = np.asarray(n_obs, dtype=float)
-    if np.any(~np.isfinite(n)) or np.any(n <= 0):
-        raise ValueError(f"n_obs must be positive, not {n_obs!r}")
+    n = check_real_array(n_obs, "n_obs", minimum=0.0, strict_min=True,
+                         what="positive (a number of rows)")
     return _scalar_or_array(n / np.asarray(design_effect(icc, cluster_size)))
 
 
@@ -603,9 +593,8 @@ def reliability(fit) -> pd.DataFrame:
     >>> round(float(rel["reliability"].mean()), 3)
     0.901
     """
-    from mlm_lessons.models import _check_mixed_fit
-
-    _check_mixed_fit(fit, "(e.g. from fit_null)")
+    check_fit(fit, hint="(e.g. from fit_null)")
+    check_single_factor(fit, "reliability")
     if fit.tau.shape[0] != 1:
         raise ValueError(
             f"reliability needs a random-intercept fit, but this fit has random effects "

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlm_lessons._checks import check_fit, check_fit_dict, check_same_data
 from mlm_lessons._display import ResultDisplay
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons.models import MixedFit
 
 __all__ = ["LRTResult", "WaldResult", "lrt", "wald_test", "pre", "compare_models", "nesting"]
 
@@ -80,20 +81,13 @@ class WaldResult(ResultDisplay):
 
 
 def _check_fit(fit: object, name: str) -> MixedFit:
-    return _check_mixed_fit(fit, "(from fit_mixed, fit_null, ...)", name)
+    return check_fit(fit, name, "(from fit_mixed, fit_null, ...)")
 
 
 def _check_same_data(a: MixedFit, b: MixedFit, names: tuple[str, str]) -> None:
-    """``ValueError`` unless both fits used the same rows, outcome values and groupings."""
-    diffs = a.fingerprint.differences(b.fingerprint)
-    if a.outcome != b.outcome:
-        diffs.insert(0, f"outcomes {a.outcome!r} and {b.outcome!r}")
-    if diffs:
-        raise ValueError(
-            f"{names[0]} and {names[1]} were not fitted to the same data ({'; '.join(diffs)}); "
-            f"likelihoods of different data cannot be compared: fit both models to the same "
-            f"data frame"
-        )
+    """``ValueError`` unless both fits used the same rows, outcome, groupings and predictor
+    values (:func:`mlm_lessons._checks.check_same_data`)."""
+    check_same_data(a, b, names)
 
 
 def _column_space_contains(A: np.ndarray, B: np.ndarray) -> bool:
@@ -119,6 +113,13 @@ def nesting(reduced: MixedFit, full: MixedFit, names=("reduced", "full")) -> tup
 
     Returns ``(same_fixed, same_random)``; raises ``ValueError`` saying what breaks nesting.
     """
+    _check_fit(reduced, "reduced")
+    _check_fit(full, "full")
+    if not (isinstance(names, tuple | list) and len(names) == 2
+            and all(isinstance(n, str) for n in names)):
+        raise TypeError(f"names must be a pair of strings such as ('reduced', 'full'), not "
+                        f"{names!r}")
+    names = tuple(names)
     _check_same_data(reduced, full, names)
     mr, mf = reduced.matrices(), full.matrices()
     Xr, Xf = mr.X.to_numpy(), mf.X.to_numpy()
@@ -218,7 +219,8 @@ def lrt(reduced: MixedFit, full: MixedFit) -> LRTResult:
     TypeError
         If an argument is not a :class:`mlm_lessons.MixedFit`.
     ValueError
-        If the fits use different groups or data, or the models are not nested.
+        If the fits use different rows, outcome values, groups or predictor values (a
+        frame edited between the fits, another data set), or the models are not nested.
 
     Notes
     -----
@@ -486,16 +488,7 @@ def compare_models(fits: Mapping[str, MixedFit]) -> pd.DataFrame:
     0  null     ML         3 -23557.9   47115.8  47121.8  47142.4
     1   ses     ML         4 -23320.5   46641.0  46649.0  46676.5
     """
-    if not isinstance(fits, Mapping):
-        raise TypeError(
-            f"fits must be a dict of name -> MixedFit, not {type(fits).__name__}; e.g. "
-            f"compare_models({{'null': fit0, 'ses': fit1}})"
-        )
-    if not fits:
-        raise ValueError("fits is empty: pass a dict of name -> MixedFit")
-    items = list(fits.items())
-    for name, fit in items:
-        _check_fit(fit, f"fits[{name!r}]")
+    items = check_fit_dict(fits, "compare_models({'null': fit0, 'ses': fit1})")
     first_name, first = items[0]
     for name, fit in items[1:]:
         _check_same_data(first, fit, (f"fits[{first_name!r}]", f"fits[{name!r}]"))

@@ -20,9 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from mlm_lessons._checks import MLMWarning, check_conf_level, check_count, check_seed
+from mlm_lessons._checks import (
+    MLMWarning,
+    check_choice,
+    check_conf_level,
+    check_count,
+    check_fit,
+    check_seed,
+)
 from mlm_lessons._threads import single_blas_thread
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons.models import MixedFit
 
 __all__ = ["confint_variance"]
 
@@ -207,15 +214,15 @@ def confint_variance(fit: MixedFit, *, method: str = "profile", conf_level: floa
     2  cor(Intercept, days)  -0.481    0.685
     3                 sigma  22.898   28.858
     """
-    _check_mixed_fit(fit, "(from fit_mixed or a fit_* stage function)")
-    check_conf_level(conf_level)
-    if method not in ("profile", "bootstrap"):
-        raise ValueError(f"method must be 'profile' or 'bootstrap', not {method!r}")
+    check_fit(fit, hint="(from fit_mixed or a fit_* stage function)")
+    conf_level = check_conf_level(conf_level)
+    check_choice(method, "method", ("profile", "bootstrap"))
+    # checked whichever the method, so that a wrong argument never passes unnoticed
+    n_boot = check_count(n_boot, "n_boot", minimum=10)
+    seed = check_seed(seed)
     params = _Params(fit)
     psi_hat = params.estimate()
     if method == "bootstrap":
-        n_boot = check_count(n_boot, "n_boot", minimum=10)
-        seed = check_seed(seed)
         lo, hi = _bootstrap(fit, params, n_boot, seed, conf_level)
     else:
         lo, hi = _profile_limits(params, psi_hat, conf_level)

@@ -28,10 +28,17 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from mlm_lessons._checks import check_method
+from mlm_lessons._checks import (
+    _plain,
+    check_fit,
+    check_method,
+    check_real,
+    check_real_array,
+    check_single_factor,
+)
 from mlm_lessons._design import build_design, design_from_arguments
 from mlm_lessons._display import ResultDisplay
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons.models import MixedFit
 
 __all__ = [
     "GLSResult",
@@ -49,12 +56,8 @@ _LOG2PI = np.log(2 * np.pi)
 
 
 def _check_fit(fit: object) -> MixedFit:
-    fit = _check_mixed_fit(fit, "(from mlm_lessons.fit_mixed or a fit_* stage function)")
-    if len(fit.levels) != 1:
-        raise ValueError(
-            f"the dense matrix forms here are written for one grouping factor; this fit has "
-            f"{len(fit.levels)} ({', '.join(fit.levels)})"
-        )
+    fit = check_fit(fit, hint="(from mlm_lessons.fit_mixed or a fit_* stage function)")
+    check_single_factor(fit, "the dense matrix form")
     return fit
 
 
@@ -80,13 +83,20 @@ def _check_tau(tau: object, fit: MixedFit) -> np.ndarray:
                 f"tau must be labelled by the fit's random-effect terms {terms}, "
                 f"got rows {list(tau.index)} and columns {list(tau.columns)}"
             )
-        T = tau.loc[terms, terms].to_numpy(dtype=float)
+        T = check_real_array(tau.loc[terms, terms].to_numpy(dtype=object), "tau",
+                             what="a covariance matrix (finite numbers)")
     else:
-        try:
-            T = np.array(tau, dtype=float)
-        except (TypeError, ValueError):
+        if isinstance(tau, str | bytes | bool | np.bool_) or tau is None:
             raise TypeError(
-                f"tau must be a number, an array or a DataFrame, not {type(tau).__name__}"
+                f"tau must be a number, an array or a DataFrame, not {type(tau).__name__} "
+                f"{tau!r}"
+            )
+        try:
+            T = check_real_array(tau, "tau", what="a covariance matrix (finite numbers)")
+        except TypeError:
+            raise TypeError(
+                f"tau must be a number, an array or a DataFrame of numbers, not "
+                f"{type(tau).__name__}"
             ) from None
         T = T.reshape(1, 1) if T.ndim == 0 else T
     if T.shape != (q, q):
@@ -106,15 +116,8 @@ def _check_tau(tau: object, fit: MixedFit) -> np.ndarray:
 
 
 def _check_sigma2(sigma2: object) -> float:
-    if isinstance(sigma2, (str, bytes, bool)):
-        raise TypeError(f"sigma2 must be a number, not {type(sigma2).__name__}")
-    try:
-        s2 = float(sigma2)
-    except (TypeError, ValueError):
-        raise TypeError(f"sigma2 must be a number, not {type(sigma2).__name__}") from None
-    if not np.isfinite(s2) or s2 <= 0:
-        raise ValueError(f"sigma2 must be a positive number, not {sigma2!r}")
-    return s2
+    return check_real(sigma2, "sigma2", minimum=0.0, strict_min=True,
+                      what="a positive variance (a number > 0)")
 
 
 # --- design matrices -----------------------------------------------------------------------
@@ -246,7 +249,7 @@ def model_matrices(fit: MixedFit, group: object) -> dict[str, pd.DataFrame]:
     labels = m.groups[fit.group]
     rows = (labels == group).to_numpy() if _comparable(labels, group) else np.zeros(0, bool)
     if not rows.any():
-        shown = ", ".join(map(repr, list(pd.unique(labels)[:5])))
+        shown = ", ".join(repr(_plain(v)) for v in pd.unique(labels)[:5])
         raise KeyError(
             f"group {group!r} is not a level-2 unit of this fit (column {fit.group!r}); "
             f"the first ones are {shown}; labels must match in type too (e.g. '1224', not 1224)"

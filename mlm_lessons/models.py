@@ -30,9 +30,12 @@ from mlm_lessons import _engine
 from mlm_lessons._checks import (
     BoundaryWarning,
     ConvergenceWarning,
+    check_bool,
     check_conf_level,
     check_frame,
     check_method,
+    check_real,
+    check_real_array,
     warn,
 )
 from mlm_lessons._design import Design, build_design, design_from_arguments
@@ -388,10 +391,7 @@ class MixedFit(ResultDisplay):
     def _terms_of(self, level):
         if level is None:
             return list(self._design.terms)
-        if not isinstance(level, str):
-            raise TypeError(f"level must be a grouping factor name (str), not "
-                            f"{type(level).__name__}")
-        return [self._design.term(level)]
+        return [self._design.term(level)]  # (which checks the type of level)
 
     @single_blas_thread
     def random_effects(self, level: str | None = None) -> pd.DataFrame:
@@ -463,11 +463,8 @@ class MixedFit(ResultDisplay):
             effects of zero (their prediction is the population average at that level).
             When False, such groups raise ``ValueError``.
         """
-        if not isinstance(conditional, bool | np.bool_):
-            raise TypeError(f"conditional must be True or False, not {conditional!r}")
-        if not isinstance(allow_new_levels, bool | np.bool_):
-            raise TypeError(f"allow_new_levels must be True or False, not "
-                            f"{allow_new_levels!r}")
+        check_bool(conditional, "conditional")
+        check_bool(allow_new_levels, "allow_new_levels")
         d = self._design
         if data is None:
             new = d.data
@@ -566,8 +563,10 @@ class MixedFit(ResultDisplay):
         if level is None:
             level = self._single("drop_groups() without level=").group
         t = self._design.term(level)
-        labels = list(labels) if isinstance(labels, list | tuple | np.ndarray | pd.Index) \
-            else [labels]
+        labels = list(labels) if isinstance(labels, list | tuple | np.ndarray | pd.Index
+                                            | pd.Series) else [labels]
+        if not labels:
+            raise ValueError(f"labels is empty: name the group(s) of {level!r} to drop")
         pos = t.levels.get_indexer(labels) if not isinstance(t.levels, pd.MultiIndex) else \
             t.levels.get_indexer(labels)
         if np.any(pos < 0):
@@ -582,7 +581,7 @@ class MixedFit(ResultDisplay):
     @single_blas_thread
     def objective(self, theta) -> float:
         """The profiled deviance at lme4-style ``theta`` (see :attr:`theta`), for probing."""
-        theta = np.asarray(theta, dtype=float)
+        theta = check_real_array(theta, "theta", minimum=None)
         eng = self._engine
         terms = self._design.terms
         sizes = [_engine.Layout.of(t.q, t.blocks).size for t in terms]
@@ -629,18 +628,27 @@ class MixedFit(ResultDisplay):
         ``fit.deviance_at(fit.taus, fit.sigma2) == -2 * fit.loglik``.
         """
         terms = self._design.terms
+        sigma2 = check_real(sigma2, "sigma2", minimum=0.0, strict_min=True,
+                            what="a positive number (the residual variance)")
         if not isinstance(taus, dict):
             taus = {self._single("deviance_at(T) without a dict").group: taus}
+        extra = [k for k in taus if k not in [t.group for t in terms]]
+        if extra:
+            raise KeyError(f"taus has a matrix for {extra[0]!r}, which is not a grouping "
+                           f"factor of this model; its factors are {list(self.levels)}")
         mats = []
         for t in terms:
             if t.group not in taus:
                 raise KeyError(f"taus has no covariance matrix for {t.group!r}")
-            T = np.asarray(taus[t.group], dtype=float)
-            if T.shape != (t.q, t.q):
+            T = check_real_array(taus[t.group], f"the T of {t.group!r}")
+            if T.shape != (t.q, t.q) and not (t.q == 1 and T.size == 1):
                 raise ValueError(f"T of {t.group!r} must be {t.q} x {t.q}, not {T.shape}")
+            T = T.reshape(t.q, t.q)
+            if not np.allclose(T, T.T) or np.linalg.eigvalsh((T + T.T) / 2).min() < -1e-12 * max(
+                    1.0, np.abs(T).max()):
+                raise ValueError(f"T of {t.group!r} must be a covariance matrix (symmetric, "
+                                 f"with no negative eigenvalue)")
             mats.append(T / sigma2)
-        if not (np.isfinite(sigma2) and sigma2 > 0):
-            raise ValueError(f"sigma2 must be a positive number, not {sigma2!r}")
         eng = self._engine
         s2 = eng.scaling.s**2
         dev_s = eng.problem.deviance_sigma(self._std_theta(mats), sigma2 / s2)
@@ -758,13 +766,6 @@ def _cov_factor(T: np.ndarray) -> np.ndarray:
     """A matrix A with A A' = T, valid also when T is singular (a boundary estimate)."""
     w, V = np.linalg.eigh((T + T.T) / 2)
     return V * np.sqrt(np.clip(w, 0.0, None))
-
-
-def _check_mixed_fit(fit: object, hint: str, name: str = "fit") -> MixedFit:
-    """Raise ``TypeError`` unless ``fit`` is a MixedFit; ``hint`` says where one comes from."""
-    if not isinstance(fit, MixedFit):
-        raise TypeError(f"{name} must be a MixedFit {hint}, not {type(fit).__name__}")
-    return fit
 
 
 def _aic_bic(loglik: float, k: int, n_obs: int) -> tuple[float, float]:
@@ -991,8 +992,7 @@ def fit_mixed(
     check_method(method)
     check_conf_level(conf_level)
     check_frame(data)
-    if not isinstance(diagonal, bool | np.bool_):
-        raise TypeError(f"diagonal must be True or False, not {diagonal!r}")
+    check_bool(diagonal, "diagonal")
     if group is None and (re_formula is not None or diagonal):
         raise ValueError(
             "re_formula= and diagonal= go with group=; with lme4's notation write the random "
@@ -1007,17 +1007,9 @@ def fit_mixed(
 
 
 def _terms(names: Sequence[str] | str, what: str) -> list[str]:
-    if isinstance(names, str):
-        names = [names]
-    try:
-        names = list(names)
-    except TypeError:
-        raise TypeError(f"{what} must be column names (strings), got {names!r}") from None
-    if not all(isinstance(n, str) and n for n in names):
-        raise TypeError(f"{what} must be column names (strings), got {names!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} repeats a name: {names}")
-    return names
+    from mlm_lessons._checks import check_name_list
+
+    return check_name_list(names, what)
 
 
 def _rhs(terms: list[str]) -> str:

@@ -23,10 +23,21 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from scipy import stats
 
 from mlm_lessons._checks import (
+    check_axes,
+    check_choice,
     check_columns,
     check_conf_level,
+    check_count,
+    check_distinct,
+    check_fit,
+    check_label,
+    check_level2_constant,
+    check_name,
     check_numeric,
     check_numeric_data,
+    check_real_array,
+    check_seed,
+    check_single_factor,
 )
 from mlm_lessons.compare import _group_slopes
 
@@ -86,6 +97,7 @@ STYLE: dict[str, object] = {
 
 
 def _axes(ax):
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots()
     return ax
@@ -94,10 +106,10 @@ def _axes(ax):
 def _sample_groups(groups: Sequence, n_groups: int | None, seed: int) -> list:
     """A seeded sample of ``n_groups`` groups (all of them when None or too many)."""
     groups = list(groups)
+    n_groups = check_count(n_groups, "n_groups", allow_none=True)
+    seed = check_seed(seed)
     if n_groups is None or n_groups >= len(groups):
         return groups
-    if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
-        raise ValueError(f"n_groups must be a positive integer or None, not {n_groups!r}")
     rng = np.random.default_rng(seed)
     keep = set(rng.choice(len(groups), size=n_groups, replace=False).tolist())
     return [g for i, g in enumerate(groups) if i in keep]
@@ -126,10 +138,38 @@ def _group_ols(data, outcome, predictor, group) -> pd.DataFrame:
 
 def _fit_parts(fit):
     """The data, outcome name, and group column of a MixedFit (duck-typed)."""
-    from mlm_lessons.models import _check_mixed_fit
-
-    _check_mixed_fit(fit, "from mlm_lessons (e.g. mlm.fit_null(...))")
+    check_fit(fit, hint="from mlm_lessons (e.g. mlm.fit_null(...))")
+    check_single_factor(fit, "this plot")
     return fit.data, fit.outcome, fit.group
+
+
+def _labels(**labels) -> None:
+    for name, value in labels.items():
+        check_label(value, name)
+
+
+def _start(ax, n_groups=None, seed=0, **labels) -> None:
+    """The checks every plot makes before drawing: axes, labels, sample size and seed."""
+    check_axes(ax)
+    _labels(**labels)
+    check_count(n_groups, "n_groups", allow_none=True)
+    check_seed(seed)
+
+
+def _check_in_model(fit, predictor: str) -> None:
+    """``ValueError`` unless ``predictor`` is a variable of the fit's fixed part."""
+    from mlm_lessons._design import _rhs_variables
+    from mlm_lessons._formula import parse_formula
+
+    parsed = parse_formula(fit.formula)
+    used = _rhs_variables(parsed.fixed)
+    if predictor == fit.outcome or predictor not in used:
+        what = "the outcome" if predictor == fit.outcome else "not a predictor of the model"
+        raise ValueError(
+            f"predictor {predictor!r} is {what} (fixed part: {parsed.fixed}), so every fitted "
+            f"line against it would be flat; choose one of {', '.join(map(repr, used))}, or "
+            f"refit the model with it"
+        )
 
 
 def _typical_row(data: pd.DataFrame) -> pd.DataFrame:
@@ -202,10 +242,11 @@ def plot_group_means(
     >>> len(ax.containers[0].lines[0].get_xdata())
     160
     """
-    if order not in ("mean", "size"):
-        raise ValueError(f"order must be 'mean' or 'size', not {order!r}")
+    check_choice(order, "order", ("mean", "size"))
     check_conf_level(conf_level)
-    check_numeric_data(data, [outcome], group)
+    _start(ax, ylabel=ylabel, xlabel=xlabel)
+    check_name(outcome, "outcome")
+    check_numeric_data(data, [outcome], group, role="outcome")
     g = data.groupby(group, sort=True, observed=True)[outcome].agg(["size", "mean", "std"])
     g = g.sort_values(["mean"] if order == "mean" else ["size", "mean"], kind="mergesort")
     tcrit = stats.t.ppf((1 + conf_level) / 2, np.maximum(g["size"] - 1, 1))
@@ -278,7 +319,9 @@ def plot_within_spread(
     >>> len(ax.get_xticklabels())
     10
     """
-    check_numeric_data(data, [outcome], group)
+    _start(ax, n_groups, seed, ylabel=ylabel, xlabel=xlabel)
+    check_name(outcome, "outcome")
+    check_numeric_data(data, [outcome], group, role="outcome")
     groups = _sample_groups(sorted(data[group].unique(), key=str), n_groups, seed)
     sub = data[data[group].isin(groups)]
     med = sub.groupby(group, observed=True)[outcome].median()
@@ -356,15 +399,17 @@ def plot_spaghetti(
     >>> len(ax.lines)
     18
     """
+    _start(ax, n_groups, seed, xlabel=xlabel, ylabel=ylabel)
+    check_name(outcome, "outcome")
+    check_name(predictor, "predictor")
+    check_distinct(outcome=outcome, predictor=predictor, group=group)
     check_numeric_data(data, [outcome, predictor], group)
     if hue is not None:
+        check_name(hue, "hue")
         check_columns(data, [hue], role="hue column")
-        varying = data.groupby(group, observed=True)[hue].nunique(dropna=False) > 1
-        if varying.any():
-            raise ValueError(
-                f"hue column {hue!r} varies within {int(varying.sum())} group(s); it must be "
-                f"a level-2 variable (constant within each {group!r})"
-            )
+        check_level2_constant(data, [hue], group, role="hue column",
+                              advice="hue must be a level-2 variable (constant within each "
+                                     "group) to colour whole lines")
     groups = _sample_groups(sorted(data[group].unique(), key=str), n_groups, seed)
     sub = data[data[group].isin(groups)]
     lines = _group_ols(sub, outcome, predictor, group).dropna(subset=["slope"])
@@ -431,6 +476,9 @@ def plot_fitted_lines(
         If ``fit`` is not a MixedFit.
     KeyError
         If ``predictor`` is not a column of the fitted data.
+    ValueError
+        If ``predictor`` is not a variable of the model's fixed part (its lines would be
+        flat) or is the outcome, or the fit has several grouping factors.
 
     Notes
     -----
@@ -448,8 +496,11 @@ def plot_fitted_lines(
     19
     """
     data, outcome, group = _fit_parts(fit)
+    _start(ax, n_groups, seed, xlabel=xlabel, ylabel=ylabel)
+    check_name(predictor, "predictor")
     check_columns(data, [predictor], role="predictor")
-    check_numeric(data, predictor)
+    check_numeric(data, predictor, role="predictor")
+    _check_in_model(fit, predictor)
     groups = _sample_groups(list(pd.unique(data[group])), n_groups, seed)
     ax = _axes(ax)
     alpha = 0.8 if len(groups) <= 20 else 0.5
@@ -535,6 +586,8 @@ def plot_caterpillar(
     """
     _fit_parts(fit)
     check_conf_level(conf_level)
+    _start(ax, ylabel=ylabel, xlabel=xlabel)
+    check_name(term, "term")
     re = fit.random_effects()
     terms = list(pd.unique(re["term"]))
     if term not in terms:
@@ -611,6 +664,9 @@ def plot_shrinkage(
     160
     """
     data, outcome, group = _fit_parts(fit)
+    _start(ax, xlabel=xlabel, ylabel=ylabel)
+    if predictor is not None:
+        check_name(predictor, "predictor")
     fixed = list(fit.params.index)
     random = list(fit.random_effects()["term"].unique())
     coefs = fit.group_coefficients()
@@ -705,9 +761,14 @@ def plot_proposition(kind: str, *, labels: Mapping[str, str] | None = None, ax=N
     >>> sorted(t.get_text() for t in ax.texts)[-3:]
     ['SES', 'sector', 'y']
     """
-    if kind not in _PROP_KINDS:
-        raise ValueError(f"kind must be one of {_PROP_KINDS}, not {kind!r}")
+    check_choice(kind, "kind", _PROP_KINDS)
+    check_axes(ax)
+    if labels is not None and not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a dict such as {{'Z': 'sector'}}, not "
+                        f"{type(labels).__name__}")
     labels = dict(labels or {})
+    for key, text in labels.items():
+        check_label(text, f"labels[{key!r}]")
     unknown = set(labels) - set(_PROP_LABELS)
     if unknown:
         raise ValueError(f"unknown labels key(s) {sorted(unknown)}; use {sorted(_PROP_LABELS)}")
@@ -798,14 +859,11 @@ def plot_icc_curves(
     >>> round(float(ax.lines[0].get_ydata()[-1]), 3)  # 20 / (20 + 10)
     0.667
     """
-    tau2 = np.asarray(tau2_values, dtype=float).ravel()
-    sigma2 = np.asarray(sigma2_values, dtype=float).ravel()
-    if tau2.size == 0 or sigma2.size == 0:
-        raise ValueError("tau2_values and sigma2_values must each hold at least one value")
-    if np.any(~np.isfinite(tau2)) or np.any(tau2 < 0):
-        raise ValueError("tau2_values must be finite and non-negative (they are variances)")
-    if np.any(~np.isfinite(sigma2)) or np.any(sigma2 <= 0):
-        raise ValueError("sigma2_values must be finite and positive (they are variances)")
+    tau2 = check_real_array(tau2_values, "tau2_values", minimum=0.0,
+                            what="finite and non-negative (they are variances)").ravel()
+    sigma2 = check_real_array(sigma2_values, "sigma2_values", minimum=0.0, strict_min=True,
+                              what="finite and positive (they are variances)").ravel()
+    _labels(xlabel=xlabel, ylabel=ylabel)
     ax = _axes(ax)
     order = np.argsort(tau2)
     for i, s2 in enumerate(sigma2):

@@ -25,6 +25,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlm_lessons._checks import (
+    check_choice,
+    check_count,
+    check_int_grid,
+    check_probability,
+    check_real,
+    check_real_array,
+    check_seed,
+)
+
 __all__ = ["power_approximation", "power_simulation"]
 
 EFFECTS = ("level1", "level2", "cross-level")
@@ -35,46 +45,31 @@ _COEF = {"level1": "gamma10", "level2": "gamma01", "cross-level": "gamma11"}
 
 
 def _int_grid(value, name: str, minimum: int) -> list[int]:
-    values = np.atleast_1d(np.asarray(value, dtype=object)).tolist()
-    if not values:
-        raise ValueError(f"{name} must hold at least one value")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-            raise ValueError(f"{name} must be integers >= {minimum}, got {v!r}")
-    return [int(v) for v in values]
+    return check_int_grid(value, name, minimum)
 
 
 def _float_grid(value, name: str) -> list[float]:
-    values = np.atleast_1d(np.asarray(value, dtype=float)).tolist()
-    if not values or not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} must be finite numbers, got {value!r}")
-    return [float(v) for v in values]
+    return check_real_array(value, name, what="finite numbers").ravel().tolist()
 
 
 def _effects(effect) -> list[str]:
-    effects = [effect] if isinstance(effect, str) else list(effect)
-    bad = [e for e in effects if e not in EFFECTS]
-    if bad or not effects:
-        raise ValueError(
-            f"effect must be one of {', '.join(repr(e) for e in EFFECTS)} (or a list of "
-            f"them), got {effect!r}"
-        )
-    return effects
+    effects = [effect] if isinstance(effect, str) else effect
+    if not isinstance(effects, list | tuple) or not effects:
+        raise TypeError(f"effect must be one of {', '.join(repr(e) for e in EFFECTS)} (or a "
+                        f"list of them), not {effect!r}")
+    return [check_choice(e, "effect", EFFECTS) for e in effects]
 
 
 def _variances(tau00, tau11, sigma2) -> tuple[float, float, float]:
-    for name, v in (("tau00", tau00), ("tau11", tau11)):
-        if not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} is a variance: it must be finite and >= 0, not {v!r}")
-    if not np.isfinite(sigma2) or sigma2 <= 0:
-        raise ValueError(f"sigma2 is a variance: it must be finite and > 0, not {sigma2!r}")
-    return float(tau00), float(tau11), float(sigma2)
+    variance = "a variance (a number >= 0)"
+    return (check_real(tau00, "tau00", minimum=0.0, what=variance),
+            check_real(tau11, "tau11", minimum=0.0, what=variance),
+            check_real(sigma2, "sigma2", minimum=0.0, strict_min=True,
+                       what="a positive variance (a number > 0)"))
 
 
 def _check_alpha(alpha) -> float:
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, not {alpha!r}")
-    return float(alpha)
+    return check_probability(alpha, "alpha")
 
 
 # --- the balanced design ---------------------------------------------------------------------
@@ -201,9 +196,14 @@ def power_simulation(
 
     Raises
     ------
+    TypeError
+        If a count is not an integer (``5.0`` included), a number is a string or a boolean,
+        ``seed`` is not a non-negative integer (``None`` included), or ``effect``/``test`` is
+        not a string.
     ValueError
         For an unknown ``effect`` or ``test``, a negative variance, ``alpha`` outside
-        (0, 1), too few groups or rows per group, or a non-positive ``n_sims``.
+        (0, 1), too few groups or rows per group, a non-positive ``n_sims`` or a negative
+        ``seed``.
 
     Notes
     -----
@@ -252,10 +252,10 @@ def power_simulation(
     effects = _effects(effect)
     deltas = _float_grid(effect_size, "effect_size")
     tau00, tau11, sigma2 = _variances(tau00, tau11, sigma2)
-    n_sims = _int_grid(n_sims, "n_sims", 1)[0]
+    n_sims = check_count(n_sims, "n_sims")
     alpha = _check_alpha(alpha)
-    if test not in ("t", "z"):
-        raise ValueError(f"test must be 't' or 'z', not {test!r}")
+    seed = check_seed(seed)
+    check_choice(test, "test", ("t", "z"))
     rows = []
     for eff, J, n, delta in itertools.product(effects, groups, sizes, deltas):
         power = _simulate_cell(seed, n_sims, J, n, eff, delta, tau00, tau11, sigma2, alpha,
@@ -294,7 +294,7 @@ def power_approximation(
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         As :func:`power_simulation`.
 
     Notes

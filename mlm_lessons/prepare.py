@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from mlm_lessons._checks import check_numeric_data
+from mlm_lessons._checks import check_name_list, check_new_column, check_numeric_data
 
 __all__ = ["center", "group_means", "add_group_mean"]
 
@@ -38,6 +38,17 @@ def center(
     pandas.DataFrame
         A copy of ``data`` with the centered column added.
 
+    Raises
+    ------
+    KeyError
+        If a column is not in ``data``.
+    TypeError
+        If a name is not a string or ``column`` is not numeric.
+    ValueError
+        If ``column`` has missing or infinite values, ``group`` is not a valid identifier
+        (missing, mixed types, non-integer numbers), or ``name`` would overwrite ``column``
+        or ``group``.
+
     Examples
     --------
     >>> import pandas as pd
@@ -48,12 +59,14 @@ def center(
     [-6.0, -4.0, 3.0, 7.0]
     """
     check_numeric_data(data, [column], group)
+    default = f"{column}_cgm" if group is None else f"{column}_cwc"
+    name = check_new_column(name, default, {"centred": column, "group": group})
     out = data.copy()
     if group is None:
-        out[name or f"{column}_cgm"] = out[column] - out[column].mean()
+        out[name] = out[column] - out[column].mean()
     else:
         means = out.groupby(group, sort=False, observed=True)[column].transform("mean")
-        out[name or f"{column}_cwc"] = out[column] - means
+        out[name] = out[column] - means
     return out
 
 
@@ -62,6 +75,9 @@ def add_group_mean(
 ) -> pd.DataFrame:
     """Attach each row's group mean of ``column`` (a level-2 variable built from level 1).
 
+    Returns a copy of ``data`` with the new column (default name ``column + "_mean"``); the
+    checks and errors are those of :func:`center`.
+
     Examples
     --------
     >>> import pandas as pd
@@ -69,11 +85,13 @@ def add_group_mean(
     >>> add_group_mean(df, "x", "g")["x_mean"].tolist()
     [2.0, 2.0, 5.0]
     """
+    from mlm_lessons._checks import check_name
+
+    check_name(group, "group")
     check_numeric_data(data, [column], group)
+    name = check_new_column(name, f"{column}_mean", {"averaged": column, "group": group})
     out = data.copy()
-    out[name or f"{column}_mean"] = out.groupby(group, sort=False, observed=True)[
-        column
-    ].transform("mean")
+    out[name] = out.groupby(group, sort=False, observed=True)[column].transform("mean")
     return out
 
 
@@ -95,7 +113,10 @@ def group_means(data: pd.DataFrame, columns: Sequence[str] | str, group: str) ->
     0  a  2  2.0
     1  b  1  5.0
     """
-    cols = [columns] if isinstance(columns, str) else list(columns)
+    from mlm_lessons._checks import check_name
+
+    check_name(group, "group")
+    cols = check_name_list(columns, "columns", allow_empty=False)
     check_numeric_data(data, cols, group)
     grouped = data.groupby(group, sort=False, observed=True)
     out = grouped[cols].mean()

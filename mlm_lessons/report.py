@@ -19,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlm_lessons._checks import check_count
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons._checks import (
+    check_bool,
+    check_choice,
+    check_count,
+    check_fit_dict,
+    check_label,
+)
+from mlm_lessons.models import MixedFit
 
 __all__ = ["ModelTable", "model_table"]
 
@@ -408,22 +414,14 @@ def model_table(
     >>> print(table.to_latex().splitlines()[0])
     \begin{tabular}{lcc}
     """
-    if not isinstance(fits, Mapping):
-        raise TypeError(
-            f"fits must be a dict of name -> MixedFit, not {type(fits).__name__}; e.g. "
-            f"model_table({{'Null': fit0, 'SES': fit1}})"
-        )
-    if not fits:
-        raise ValueError("fits is empty: pass a dict of name -> MixedFit")
-    for name, fit in fits.items():
-        _check_mixed_fit(fit, "(from fit_mixed, fit_null, ...)", f"fits[{name!r}]")
+    check_fit_dict(fits, "model_table({'Null': fit0, 'SES': fit1})")
     digits = check_count(digits, "digits", minimum=0)
     fit_digits = check_count(fit_digits, "fit_digits", minimum=0)
-    for value, what in ((se, "se"), (stars, "stars")):
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{what} must be True or False, not {value!r}")
-    if random not in ("variance", "sd"):
-        raise ValueError(f"random must be 'variance' or 'sd', not {random!r}")
+    check_bool(se, "se")
+    check_bool(stars, "stars")
+    check_choice(random, "random", ("variance", "sd"))
+    if title is not None:
+        check_label(title, "title")
     labels = {} if labels is None else labels
     if not isinstance(labels, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()

@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlm_lessons._checks import MLMWarning, check_conf_level, check_count, check_seed
-from mlm_lessons.models import MixedFit, _check_mixed_fit
+from mlm_lessons._checks import (
+    MLMWarning,
+    check_conf_level,
+    check_count,
+    check_fit,
+    check_fit_dict,
+    check_seed,
+)
+from mlm_lessons.models import MixedFit
 
 __all__ = ["sampling_study"]
 
@@ -123,20 +130,13 @@ def sampling_study(
     0      crossed       1.0
     1  plates only       0.2
     """
-    _check_mixed_fit(truth, _HINT, "truth")
-    if not isinstance(fits, Mapping):
-        raise TypeError(
-            f"fits must be a dict of name -> MixedFit, not {type(fits).__name__}; e.g. "
-            f"sampling_study(truth, {{'crossed': fit1, 'nested': fit2}}, ...)"
-        )
-    if not fits:
-        raise ValueError("fits is empty: pass a dict of name -> MixedFit")
+    check_fit(truth, "truth", _HINT)
+    check_fit_dict(fits, "sampling_study(truth, {'crossed': fit1, 'nested': fit2}, ...)", _HINT)
     n_sims = check_count(n_sims, "n_sims", minimum=2)
     seed = check_seed(seed)
     conf_level = check_conf_level(conf_level)
     true_values = truth.params
     for name, fit in fits.items():
-        _check_mixed_fit(fit, _HINT, f"fits[{name!r}]")
         diffs = truth.fingerprint.differences(fit.fingerprint)
         if fit.outcome != truth.outcome:
             diffs.insert(0, f"outcomes {truth.outcome!r} and {fit.outcome!r}")

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from mlm_lessons import _engine
-from mlm_lessons._checks import check_conf_level
+from mlm_lessons._checks import check_conf_level, check_count, check_real, check_seed
 from mlm_lessons._threads import single_blas_thread
 from mlm_lessons.compare import _cluster_vcov, _naive_vcov, _ols
 
@@ -45,23 +45,16 @@ EFFICIENCY_METHODS = (
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    return int(value)
+    return check_count(value, name, minimum=minimum)
 
 
 def _check_real(value, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, not {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, not {value}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        bound = "greater than" if strict else "at least"
-        raise ValueError(f"{name} must be {bound} {minimum:g}, not {value:g}")
-    return value
+    what = None
+    if name.startswith("tau") and name[3:] in ("00", "11", "2"):
+        what = "a variance (a number >= 0)"
+    elif name == "sigma2":
+        what = "a positive variance (a number > 0)"
+    return check_real(value, name, minimum=minimum, strict_min=strict, what=what)
 
 
 def _check_sizes(n_groups, group_size) -> np.ndarray:
@@ -106,14 +99,8 @@ def _check_tau(tau00: float, tau11: float, tau01: float) -> np.ndarray:
 
 
 def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be an integer (or a numpy Generator) so results can be reproduced, "
-            f"not {seed!r}"
-        )
-    return np.random.default_rng(int(seed))
+    seed = check_seed(seed, generator=True)
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 # --- data generation -----------------------------------------------------------------------
@@ -181,11 +168,11 @@ def simulate_two_level(
     Raises
     ------
     TypeError
-        If a size is not an integer, a parameter is not a real number, or ``seed`` is
-        missing.
+        If a size is not an integer, a parameter is not a number (a string such as
+        ``"0.2"`` or a boolean included), or ``seed`` is None or not an integer.
     ValueError
         If a size is below 1, ``group_size`` has the wrong length, a variance is
-        negative, ``sigma2`` is not positive, or the covariance matrix of
+        negative, ``sigma2`` is not positive, ``seed`` is negative, or the covariance matrix of
         :math:`(u_{0j}, u_{1j})` is not positive semi-definite.
 
     Notes

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlm_lessons._checks import check_columns, check_frame, check_group_ids, check_names
+from mlm_lessons._checks import (
+    check_columns,
+    check_conf_level,
+    check_formula,
+    check_frame,
+    check_group_ids,
+    check_method,
+    check_names,
+)
 from mlm_lessons.models import MixedFit, fit_mixed
 
 __all__ = ["fit_three_level"]
@@ -119,9 +127,9 @@ def fit_three_level(
     """
     check_frame(data)
     check_names(level2=level2, level3=level3)
-    if not isinstance(formula, str):
-        raise TypeError(f"formula must be a string such as 'y ~ x', not "
-                        f"{type(formula).__name__}")
+    check_method(method)
+    check_conf_level(conf_level)
+    check_formula(formula)
     if "|" in formula:
         raise ValueError("formula is the fixed part only ('y ~ x'); the random parts are "
                          "re_formula2= and re_formula3=")

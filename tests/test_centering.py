@@ -128,6 +128,6 @@ def test_plot_within_between_draws_the_model(hsb):
     # the points are the school means (closed form: pandas groupby)
     means = hsb.groupby("school", sort=False)[["ses", "mathach"]].mean()
     assert_allclose(ax.collections[0].get_offsets(), means.to_numpy())
-    with pytest.raises(ValueError, match="n_groups must be a positive integer"):
+    with pytest.raises(ValueError, match="n_groups must be an integer >= 1"):
         mlm.plot_within_between(hsb, "mathach", "ses", "school", n_groups=0)
     plt.close("all")

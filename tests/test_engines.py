@@ -202,7 +202,7 @@ def test_published_errors(hsb):
         mlm.compare_with_published(good.assign(published="39.15"), fit)
     with pytest.raises(TypeError, match="fit must be a MixedFit"):
         mlm.compare_with_published(good, "fit")
-    with pytest.raises(ValueError, match="decimals must be a non-negative integer"):
+    with pytest.raises(ValueError, match="decimals must be an integer >= 0"):
         mlm.compare_with_published(good, fit, decimals=-1)
 
 

@@ -96,11 +96,11 @@ def test_attenuation_factor_closed_form():
 def test_bad_input(contraception):
     with pytest.raises(ValueError, match="must be coded 0/1"):
         mlm.fit_logistic_mixed(contraception, "age ~ urban", "district")
-    with pytest.raises(ValueError, match="n_agq must be a positive integer"):
+    with pytest.raises(ValueError, match="n_agq must be an integer >= 1"):
         mlm.fit_logistic_mixed(contraception, "use ~ urban", "district", n_agq=0)
     with pytest.raises(KeyError, match="'town' not in data"):
         mlm.fit_logistic_mixed(contraception, "use ~ town", "district")
-    with pytest.raises(ValueError, match="correlation must be one of"):
+    with pytest.raises(ValueError, match="correlation must be 'exchangeable' or 'independence'"):
         mlm.fit_gee(contraception, "use ~ urban", "district", correlation="ar1")
     with pytest.raises(ValueError, match="must be coded 0/1"):
         mlm.fit_gee(contraception, "age ~ urban", "district")
@@ -350,13 +350,13 @@ def test_bad_arguments(contraception):
     f = "use ~ urban + (1 | district)"
     with pytest.raises(ValueError, match="unknown family 'gaussian'.*fit_mixed"):
         mlm.fit_glmm(contraception, f, family="gaussian")
-    with pytest.raises(ValueError, match="conf_level must be between 0 and 1, not 95"):
+    with pytest.raises(ValueError, match=r"conf_level must be between 0 and 1 \(e\.g\. 0\.95\), not 95; for a 95% interval write conf_level=0\.95"):
         mlm.fit_glmm(contraception, f, conf_level=95)
     with pytest.raises(ValueError, match="conf_level must be between 0 and 1"):
         mlm.fit_logistic_mixed(contraception, "use ~ urban", "district", conf_level=95)
-    with pytest.raises(ValueError, match="n_agq must be a positive integer"):
+    with pytest.raises(ValueError, match="n_agq must be an integer >= 1, not 0"):
         mlm.fit_glmm(contraception, f, n_agq=0)
-    with pytest.raises(TypeError, match="n_agq must be a positive integer"):
+    with pytest.raises(TypeError, match="n_agq must be an integer >= 1, not 2.5"):
         mlm.fit_glmm(contraception, f, n_agq=2.5)
     with pytest.raises(ValueError, match="single scalar random effect.*2 on 'district'"):
         mlm.fit_glmm(contraception, "use ~ urban + (urban | district)", n_agq=5)

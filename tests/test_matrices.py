@@ -259,7 +259,7 @@ def test_errors(fitted):
         mlm.loglik_at(fit, fit.tau, "36")
     with pytest.raises(TypeError, match="tau must be a number"):
         mlm.loglik_at(fit, {"a": 1}, 36.0)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="tau must be a covariance matrix"):
         mlm.loglik_at(fit, [[np.nan, 0.0], [0.0, 1.0]], 36.0)
     with pytest.raises(ValueError, match="labelled by the fit's random-effect terms"):
         mlm.loglik_at(fit, pd.DataFrame(np.eye(2), index=["a", "b"], columns=["a", "b"]), 36.0)

@@ -193,7 +193,7 @@ def test_within_spread_all_groups(tiny):
 
 
 def test_within_spread_bad_n_groups(hsb):
-    with pytest.raises(ValueError, match="n_groups must be a positive integer"):
+    with pytest.raises(ValueError, match="n_groups must be an integer >= 1"):
         mlm.plot_within_spread(hsb, "mathach", "school", n_groups=0)
 
 

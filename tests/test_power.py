@@ -146,16 +146,16 @@ def test_errors():
         mlm.power_simulation(**{**kw, "n_groups": 3})
     with pytest.raises(ValueError, match="group_size must be integers >= 3"):
         mlm.power_simulation(**{**kw, "group_size": [5, 2]})
-    with pytest.raises(ValueError, match="tau00 is a variance"):
+    with pytest.raises(ValueError, match=r"tau00 must be a variance \(a number >= 0\)"):
         mlm.power_simulation(**{**kw, "tau00": -1})
-    with pytest.raises(ValueError, match="sigma2 is a variance"):
+    with pytest.raises(ValueError, match="sigma2 must be a positive variance"):
         mlm.power_simulation(**{**kw, "sigma2": 0})
     with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
         mlm.power_simulation(**kw, alpha=1.5)
     with pytest.raises(ValueError, match="test must be 't' or 'z'"):
         mlm.power_simulation(**kw, test="F")
-    with pytest.raises(ValueError, match="n_sims must be integers >= 1"):
+    with pytest.raises(ValueError, match="n_sims must be an integer >= 1"):
         mlm.power_simulation(**{**kw, "n_sims": 0})
-    with pytest.raises(ValueError, match="effect_size must be finite"):
+    with pytest.raises(ValueError, match="effect_size must be finite numbers"):
         mlm.power_approximation(n_groups=10, group_size=5, effect="level2",
                                 effect_size=np.nan, tau00=0.2, sigma2=0.8)

@@ -101,21 +101,21 @@ def test_fit_recovers_the_truth():
     "kwargs, error, match",
     [
         (dict(n_groups=2.5), TypeError, "n_groups must be an integer"),
-        (dict(n_groups=0), ValueError, "n_groups must be at least 1"),
+        (dict(n_groups=0), ValueError, "n_groups must be an integer >= 1"),
         (dict(group_size=[2, 2]), ValueError, "group_size has 2 entries but n_groups is 3"),
         (dict(group_size=[2, 0, 2]), ValueError, "every group_size must be at least 1"),
         (dict(group_size=0), ValueError, "every group_size must be at least 1"),
         (dict(group_size=[1.5, 2, 2]), TypeError, "group_size must be an integer or a 1-d"),
         (dict(group_size="5"), TypeError, "group_size must be an integer or a 1-d"),
-        (dict(tau00=-1.0), ValueError, "tau00 must be at least 0"),
-        (dict(tau11=-0.1), ValueError, "tau11 must be at least 0"),
+        (dict(tau00=-1.0), ValueError, r"tau00 must be a variance \(a number >= 0\)"),
+        (dict(tau11=-0.1), ValueError, r"tau11 must be a variance \(a number >= 0\)"),
         (dict(tau01=3.0, tau11=1.0), ValueError, "not positive semi-definite"),
-        (dict(sigma2=0.0), ValueError, "sigma2 must be greater than 0"),
-        (dict(sigma2="1"), TypeError, "sigma2 must be a real number"),
-        (dict(gamma10=np.inf), ValueError, "gamma10 must be finite"),
-        (dict(x_between_sd=-1.0), ValueError, "x_between_sd must be at least 0"),
-        (dict(seed=None), TypeError, "seed must be an integer"),
-        (dict(seed=1.5), TypeError, "seed must be an integer"),
+        (dict(sigma2=0.0), ValueError, "sigma2 must be a positive variance"),
+        (dict(sigma2="1"), TypeError, "sigma2 must be a number"),
+        (dict(gamma10=np.inf), ValueError, "gamma10 must be a finite number"),
+        (dict(x_between_sd=-1.0), ValueError, "x_between_sd must be a number >= 0"),
+        (dict(seed=None), TypeError, "seed must be a non-negative integer"),
+        (dict(seed=1.5), TypeError, "seed must be a non-negative integer"),
     ],
 )
 def test_bad_input(kwargs, error, match):
@@ -211,12 +211,12 @@ def test_coverage_with_random_slopes():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(n_sims=1), ValueError, "n_sims must be at least 2"),
-        (dict(n_groups=2), ValueError, "n_groups must be at least 3"),
+        (dict(n_sims=1), ValueError, "n_sims must be an integer >= 2"),
+        (dict(n_groups=2), ValueError, "n_groups must be an integer >= 3"),
         (dict(conf_level=95), ValueError, "conf_level must be between 0 and 1"),
-        (dict(tau11=-1.0), ValueError, "tau11 must be at least 0"),
+        (dict(tau11=-1.0), ValueError, r"tau11 must be a variance \(a number >= 0\)"),
         (dict(group_size=1, n_groups=4), ValueError, "too few to fit a random slope"),
-        (dict(seed=None), TypeError, "seed must be an integer"),
+        (dict(seed=None), TypeError, "seed must be a non-negative integer"),
     ],
 )
 def test_coverage_bad_input(kwargs, error, match):
@@ -246,12 +246,12 @@ def test_icc_study_layout_and_balanced_agreement():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(n_sims=1), ValueError, "n_sims must be at least 2"),
-        (dict(n_groups=1), ValueError, "n_groups must be at least 2"),
+        (dict(n_sims=1), ValueError, "n_sims must be an integer >= 2"),
+        (dict(n_groups=1), ValueError, "n_groups must be an integer >= 2"),
         (dict(group_size=1), ValueError, "every group has a single row"),
-        (dict(tau2=-1.0), ValueError, "tau2 must be at least 0"),
-        (dict(sigma2=0.0), ValueError, "sigma2 must be greater than 0"),
-        (dict(seed="a"), TypeError, "seed must be an integer"),
+        (dict(tau2=-1.0), ValueError, r"tau2 must be a variance \(a number >= 0\)"),
+        (dict(sigma2=0.0), ValueError, "sigma2 must be a positive variance"),
+        (dict(seed="a"), TypeError, "seed must be a non-negative integer"),
     ],
 )
 def test_icc_study_bad_input(kwargs, error, match):
@@ -335,12 +335,12 @@ def test_random_slopes_beat_disaggregation_with_few_unequal_groups():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(n_sims=1), ValueError, "n_sims must be at least 2"),
-        (dict(n_groups=2), ValueError, "n_groups must be at least 3"),
+        (dict(n_sims=1), ValueError, r"n_sims must be an integer >= 2, not 1"),
+        (dict(n_groups=2), ValueError, r"n_groups must be an integer >= 3, not 2"),
         (dict(group_size=2), ValueError, "at least 3 rows"),
-        (dict(sigma2=0.0), ValueError, "sigma2 must be greater than 0"),
+        (dict(sigma2=0.0), ValueError, r"sigma2 must be a positive variance \(a number > 0\), not 0"),
         (dict(conf_level=1.5), ValueError, "conf_level must be between 0 and 1"),
-        (dict(seed=None), TypeError, "seed must be an integer"),
+        (dict(seed=None), TypeError, "seed must be a non-negative integer .*so that the result can be reproduced"),
     ],
 )
 def test_efficiency_bad_input(kwargs, error, match):
