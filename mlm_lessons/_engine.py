@@ -671,48 +671,137 @@ class Problem:
     # --- small crossed designs: one dense factorisation ----------------------------------------
 
     def _setup_dense(self):
-        Zs = [_z_sparse(t) for t in self.terms]
-        Z = sparse.hstack(Zs).tocsr()
-        self._Z = Z
-        self.Q = Z.shape[1]
-        self.offsets = np.cumsum([0] + [t.n_levels * t.q for t in self.terms])
-        Zw = Z if self.w is None else sparse.diags(self.w) @ Z
-        self._Zw = Zw
-        self.GZZ = (Z.T @ Zw).toarray()
-        self.GZX = np.asarray(Zw.T @ self.X)
-        self._setup_dense_y()
+        terms = self.terms
+        self.Q = sum(t.n_levels * t.q for t in terms)
+        self.offsets = np.cumsum([0] + [t.n_levels * t.q for t in terms])
+        # level pairs of two terms in one row, for the off-diagonal blocks of Z' W Z
+        self._pair_codes = {
+            (i, j): terms[i].codes.astype(np.int64) * terms[j].n_levels + terms[j].codes
+            for i in range(len(terms)) for j in range(i + 1, len(terms))
+        }
+        self._dense_products()
 
     def _reweight_dense(self):
-        Zw = sparse.diags(self.w) @ self._Z
-        self._Zw = Zw.tocsr()
-        self.GZZ = (self._Z.T @ self._Zw).toarray()
-        self.GZX = np.asarray(self._Zw.T @ self.X)
+        self._dense_products()
+
+    def _dense_products(self):
+        """``G_ZZ = Z' W Z`` (dense, Q x Q) and ``G_ZX = Z' W X`` by sums over rows."""
+        terms, w = self.terms, self.w
+        G = np.zeros((self.Q, self.Q))
+        for i, (ti, oi) in enumerate(zip(terms, self.offsets)):
+            Ji, qi = ti.n_levels, ti.q
+            idx = oi + np.arange(Ji)[:, None] * qi + np.arange(qi)[None, :]
+            G[idx[:, :, None], idx[:, None, :]] = _bincount_products(ti.codes, ti.Z, ti.Z, Ji, w)
+            for j in range(i + 1, len(terms)):
+                tj, oj = terms[j], self.offsets[j]
+                Jj, qj = tj.n_levels, tj.q
+                pair = self._pair_codes[(i, j)]
+                for c in range(qi):
+                    zc = ti.Z[:, c] if w is None else ti.Z[:, c] * w
+                    for d in range(qj):
+                        blk = np.bincount(pair, zc * tj.Z[:, d], minlength=Ji * Jj).reshape(
+                            Ji, Jj)
+                        G[oi + c : oi + Ji * qi : qi, oj + d : oj + Jj * qj : qj] = blk
+                        G[oj + d : oj + Jj * qj : qj, oi + c : oi + Ji * qi : qi] = blk.T
+        self.GZZ = G
+        self.GZX = self._dense_zt(self.X)
         self._setup_dense_y()
 
+    def _dense_zt(self, M) -> np.ndarray:
+        """``Z' W M`` (Q rows) for M with n rows."""
+        return np.concatenate([
+            _bincount_products(t.codes, t.Z, M, t.n_levels, self.w).reshape(
+                t.n_levels * t.q, M.shape[1])
+            for t in self.terms
+        ])
+
     def _setup_dense_y(self):
-        self.GZy = np.asarray(self._Zw.T @ self.y)
+        self.GZy = self._dense_zt(self.y[:, None])[:, 0]
         self.F_raw = self._F_raw()
 
-    def _lam_diag_blocks(self, lams):
-        """The block-diagonal Lambda of all terms as a dense (Q, Q) matrix."""
-        L = np.zeros((self.Q, self.Q))
-        for t, lam, o in zip(self.terms, lams, self.offsets):
-            for g in range(t.n_levels):
-                s = o + g * t.q
-                L[s : s + t.q, s : s + t.q] = lam
-        return L
+    def _lam_rows(self, lams, M, transpose: bool, first: int = 0):
+        """``Lam' M`` (``transpose``) or ``Lam M``, block by block, for M whose rows are those
+        of the terms from ``first`` on."""
+        out = np.empty_like(M)
+        base = self.offsets[first]
+        for t, lam, o in zip(self.terms[first:], lams[first:], self.offsets[first:]):
+            J, q = t.n_levels, t.q
+            o = o - base
+            seg = M[o : o + J * q]
+            if q == 1:
+                np.multiply(seg, float(lam[0, 0]), out=out[o : o + J])
+            else:
+                L = lam.T if transpose else lam
+                out[o : o + J * q] = np.einsum(
+                    "ab,jb...->ja...", L, seg.reshape((J, q) + seg.shape[1:])
+                ).reshape(seg.shape)
+        return out
+
+    def _lam_cols(self, lams, M, first: int = 0, last: int | None = None):
+        """``M Lam``, block by block, for M whose columns are those of terms first..last-1."""
+        out = np.empty_like(M)
+        base = self.offsets[first]
+        stop = len(self.terms) if last is None else last
+        for k in range(first, stop):
+            t, lam = self.terms[k], lams[k]
+            J, q = t.n_levels, t.q
+            o = self.offsets[k] - base
+            seg = M[:, o : o + J * q]
+            if q == 1:
+                np.multiply(seg, float(lam[0, 0]), out=out[:, o : o + J])
+            else:
+                out[:, o : o + J * q] = (seg.reshape(M.shape[0], J, q) @ lam).reshape(seg.shape)
+        return out
+
+    def _leading_blocked(self) -> bool:
+        """Eliminate the first term's (block-diagonal) block of A first: worth it when that
+        term holds most of the random effects."""
+        n0 = self.terms[0].n_levels * self.terms[0].q
+        return len(self.terms) > 1 and n0 >= 2 * (self.Q - n0)
+
+    def _cholesky_blocked(self, lams) -> np.ndarray:
+        """Lower Cholesky factor of ``A = Lam' G_ZZ Lam + I``, the first term eliminated first.
+
+        The rows of the first (largest) term couple only within a level, so its block of A is
+        block diagonal: its factor is batched, and only the Schur complement of the other
+        terms is factored densely (the same factor as a dense Cholesky of A, at a fraction
+        of the cost).
+        """
+        t0, lam0 = self.terms[0], lams[0]
+        J0, q0 = t0.n_levels, t0.q
+        n0 = J0 * q0
+        Q, G = self.Q, self.GZZ
+        idx = np.arange(J0)[:, None] * q0 + np.arange(q0)[None, :]
+        A00 = lam0.T @ G[idx[:, :, None], idx[:, None, :]] @ lam0
+        A00[:, np.arange(q0), np.arange(q0)] += 1.0
+        L0 = batched_cholesky(A00)
+        if not np.all(np.isfinite(L0)) or np.any(np.diagonal(L0, axis1=1, axis2=2) <= 0):
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+        A10 = self._lam_cols(lams, self._lam_rows(lams, G[n0:, :n0], True, first=1), 0, 1)
+        L10 = np.einsum("rjb,jab->rja", A10.reshape(Q - n0, J0, q0),
+                        batched_inverse_lower(L0)).reshape(Q - n0, n0)
+        A11 = self._lam_cols(lams, self._lam_rows(lams, G[n0:, n0:], True, first=1), 1)
+        A11 -= L10 @ L10.T
+        A11[np.diag_indices(Q - n0)] += 1.0
+        LA = np.zeros((Q, Q))
+        LA[idx[:, :, None], idx[:, None, :]] = L0
+        LA[n0:, :n0] = L10
+        LA[n0:, n0:] = np.linalg.cholesky(A11)
+        return LA
 
     def _factor_dense(self, lams) -> Factor:
         Q = self.Q
-        Lam = self._lam_diag_blocks(lams)
-        A = Lam.T @ self.GZZ @ Lam
-        A[np.diag_indices(Q)] += 1.0
-        LA = np.linalg.cholesky(A)
+        if self._leading_blocked():
+            LA = self._cholesky_blocked(lams)
+        else:
+            A = self._lam_cols(lams, self._lam_rows(lams, self.GZZ, transpose=True))
+            A[np.diag_indices(Q)] += 1.0
+            LA = np.linalg.cholesky(A)
         logdet = 2.0 * float(np.log(np.diag(LA)).sum())
-        C = Lam.T @ np.column_stack([self.GZX, self.GZy])  # (Q, p + 1)
-        T = linalg.solve_triangular(LA, C, lower=True)
+        C = self._lam_rows(lams, np.column_stack([self.GZX, self.GZy]), transpose=True)
+        T = linalg.solve_triangular(LA, C, lower=True, check_finite=False)
         F = self.F_raw - T.T @ T
-        return self._finish(F, logdet, lams, {"LA": LA, "T": T, "Lam": Lam})
+        return self._finish(F, logdet, lams, {"LA": LA, "T": T})
 
     def _split_terms(self, vec_or_rows):
         out = []
@@ -755,13 +844,13 @@ class Problem:
 
     def _gradient_dense(self, f: Factor) -> np.ndarray:
         Q, p, n = self.Q, self.p, self.n
-        Lam = f.parts["Lam"]
+        lams = f.lams
         u = self._u_dense(f)
         beta = f.beta()
-        b = Lam @ u
+        b = self._lam_rows(lams, u, transpose=False)
         Ztr = self.GZy - (self.GZX @ beta if p else 0.0) - self.GZZ @ b
         S = self._inverse_dense(f, include_x=self.reml)
-        LG = Lam.T @ self.GZZ  # Lam' G_ZZ (Q, Q)
+        LG = self._lam_rows(lams, self.GZZ, transpose=True)  # Lam' G_ZZ (Q, Q)
         if self.reml and p:
             LtG = np.vstack([LG, self.GZX.T])  # rows: u's then X (Lambda_X = I)
         else:
