@@ -1180,15 +1180,21 @@ LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000, "maxls": 40}
 
 
 def _lbfgs(fun, x0, bounds, options=None, value_and_gradient=None):
-    """L-BFGS-B with an exact gradient when given, central differences otherwise."""
+    """L-BFGS-B with an exact gradient when given, central differences otherwise.
+
+    ``options`` may hold ``jac="2-point"`` (forward differences: half the evaluations) with
+    ``finite_diff_rel_step`` set for the accuracy of ``fun``.
+    """
     opts = LBFGS_OPTIONS if options is None else {**LBFGS_OPTIONS, **options}
+    jac = opts.get("jac", "3-point")  # the finite differences (with "finite_diff_rel_step")
+    opts = {k: v for k, v in opts.items() if k != "jac"}
     if value_and_gradient is not None:
         res = optimize.minimize(value_and_gradient, x0, method="L-BFGS-B", bounds=bounds,
                                 jac=True, options=opts)
         x = np.asarray(res.x, dtype=float)
         return x, float(res.fun) if np.isfinite(res.fun) else float(fun(x))
     res = optimize.minimize(
-        fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point", options=opts,
+        fun, x0, method="L-BFGS-B", bounds=bounds, jac=jac, options=opts,
     )
     return np.asarray(res.x, dtype=float), float(res.fun)
 
@@ -1216,6 +1222,29 @@ def interior_moves(fun, x: np.ndarray, fx: float, lower: np.ndarray):
             if fz < best_f:
                 best, best_f = z, fz
     return best
+
+
+def lbfgs_off_boundary(fun, x0, lower, options=None, value_and_gradient=None):
+    """L-BFGS-B from ``x0``, restarted from :func:`interior_moves` while that lowers ``fun``.
+
+    Step 1 and 2 of :func:`optimize_theta`, for any deviance with these bounds (``lower``: 0
+    for parameters bounded by 0, ``-inf`` for free ones). Returns ``(x, f(x), restarts)``.
+    """
+    lower = np.asarray(lower, dtype=float)
+    bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
+    x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
+    restarts = 0
+    while restarts < 4:
+        z = interior_moves(fun, x, fx, lower)
+        if z is None:
+            break
+        restarts += 1
+        x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
+        if f2 < fx - 1e-9:
+            x, fx = x2, f2
+        else:
+            break
+    return x, fx, restarts
 
 
 def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
@@ -1266,18 +1295,7 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
     candidates = []
 
     def polish(x0, name):
-        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
-        restarts = 0
-        while restarts < 4:
-            z = interior_moves(fun, x, fx, lower)
-            if z is None:
-                break
-            restarts += 1
-            x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
-            if f2 < fx - 1e-9:
-                x, fx = x2, f2
-            else:
-                break
+        x, fx, restarts = lbfgs_off_boundary(fun, x0, lower, options, value_and_gradient)
         candidates.append((fx, x, name, restarts))
         return x, fx, restarts
 

@@ -30,7 +30,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from mlm_lessons import _engine
 
@@ -45,6 +45,11 @@ OUTER_OPTIONS = {"ftol": 1e-13, "gtol": 1e-4}
 # thousandth of a standard error, where the deviance moves by ~1e-6 against a PIRLS noise of
 # ~1e-10; truncation error is of order delta^2.
 HESSIAN_DELTA = 1e-3
+# the first stage only finds a start: glmer's nAGQ = 0 criterion to a loose tolerance, with
+# forward differences (step 1e-6: an error of ~1e-5 in the gradient from a deviance accurate
+# to ~1e-11)
+STAGE_ONE_OPTIONS = {"ftol": 1e-10, "gtol": 1e-5, "maxiter": 200, "jac": "2-point",
+                     "finite_diff_rel_step": 1e-6}
 LOG2PI = np.log(2 * np.pi)
 
 
@@ -494,8 +499,10 @@ def fit_glmm_engine(family: Family, y, trials, X, terms, offset, *, n_agq: int =
             d2 = (gp.deviance(hi2) - 2 * gp.deviance(x0 + e) + f0) / h**2
         else:
             d2 = (gp.deviance(x0 + e) - 2 * f0 + gp.deviance(lo)) / h**2
-        if np.isfinite(d2) and d2 > 1e-8:
-            scale[i] = 1.0 / np.sqrt(d2 / 2.0)
+        # the size of the curvature sets the scale, whatever its sign (at a bound, where the
+        # deviance is even in the element, it is often negative: the optimum is inside)
+        if np.isfinite(d2) and abs(d2) > 1e-8:
+            scale[i] = 1.0 / np.sqrt(abs(d2) / 2.0)
     J[:k, :k] = np.diag(scale)
     _w0 = np.zeros(len(x0))
     _w0[:k] = x0[:k] / scale
@@ -514,12 +521,11 @@ def fit_glmm_engine(family: Family, y, trials, X, terms, offset, *, n_agq: int =
 def _stage_one(gp: GlmmProblem, start=None) -> np.ndarray:
     """theta minimising glmer's ``nAGQ = 0`` criterion (beta inside PIRLS)."""
     x0 = gp.u_problem.identity() if start is None else np.asarray(start, float)
-    bounds = [(0.0 if lo == 0 else None, None) for lo in gp.lower_theta]
-    res = optimize.minimize(gp.deviance_joint, x0, method="L-BFGS-B", bounds=bounds,
-                            jac="2-point", options={"ftol": 1e-10, "gtol": 1e-6,
-                                                    "maxiter": 200})
-    x = np.asarray(res.x, dtype=float)
-    if not np.isfinite(gp.deviance_joint(x)):
+    # with the linear engine's boundary test: at a theta bounded by 0 at 0 the criterion is
+    # even in it, so a quasi-Newton search that reaches the bound can stop at a saddle there
+    x, fx, _ = _engine.lbfgs_off_boundary(gp.deviance_joint, x0, gp.lower_theta,
+                                          STAGE_ONE_OPTIONS)
+    if not np.isfinite(fx):
         x = x0
     return x
 
