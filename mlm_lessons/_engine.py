@@ -357,7 +357,12 @@ class Problem:
 
     def _finish(self, F, logdet, lams, parts) -> Factor:
         p, n = self.p, self.n
-        LF = np.linalg.cholesky(F)
+        if p == 0:  # F is the 1 x 1 pwrss (no fixed effects: the GLMM's PIRLS step)
+            if not F[0, 0] > 0:
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
+            LF = np.sqrt(F)
+        else:
+            LF = np.linalg.cholesky(F)
         pwrss = max(float(LF[p, p] ** 2), np.finfo(float).tiny)
         logdet_x = 2.0 * float(np.log(np.diag(LF)[:p]).sum()) if p else 0.0
         if self.reml:
@@ -468,18 +473,26 @@ class Problem:
     def _factor_nested(self, lams) -> Factor:
         terms, K = self.terms, len(self.terms)
         # scaled row blocks B_k = Lam_k' [raw] blockdiag(Lam_k, Lam_anc..., I_p, 1) (+ I)
+        # (scalar random effects: products by the 1 x 1 Lam as scalar products, the same
+        # numbers without the batched-matmul overhead)
         B = []
         for k in range(K):
             raw = np.concatenate([self.raw[k], self.raw_y[k]], axis=2)
             lam_k = lams[k]
-            blk = lam_k.T @ raw
+            qk = terms[k].q
+            blk = raw * lam_k[0, 0] if qk == 1 else lam_k.T @ raw
             off = 0
             for m in [k] + list(range(k + 1, K)):
                 qm = terms[m].q
-                blk[:, :, off : off + qm] = blk[:, :, off : off + qm] @ lams[m]
+                if qm == 1:
+                    blk[:, :, off] *= lams[m][0, 0]
+                else:
+                    blk[:, :, off : off + qm] = blk[:, :, off : off + qm] @ lams[m]
                 off += qm
-            qk = terms[k].q
-            blk[:, np.arange(qk), np.arange(qk)] += 1.0
+            if qk == 1:
+                blk[:, 0, 0] += 1.0
+            else:
+                blk[:, np.arange(qk), np.arange(qk)] += 1.0
             B.append(blk)
         F = self.F_raw.copy()
         logdet = 0.0
@@ -493,7 +506,10 @@ class Problem:
             R = batched_forward(L, B[k][:, :, qk:])  # (J_k, q_k, W_k - q_k)
             Ls.append(L)
             Rs.append(R)
-            RtR = _t(R) @ R  # Schur update of ancestors, X and y
+            if qk == 1:  # Schur update of ancestors, X and y
+                RtR = R[:, 0, :, None] * R[:, 0, None, :]
+            else:
+                RtR = _t(R) @ R
             off = 0
             for m in range(k + 1, K):
                 qm = terms[m].q
