@@ -4,18 +4,19 @@
 
 For each fit of ``tests/reference/glmer_suite.json`` our fit is timed (the fastest of
 ``--reps`` runs after a warm-up: on a shared machine the minimum is the least disturbed
-figure), then glmer with its default controls by ``Rscript benchmarks/glmer_timing.R`` (the
-fastest of as many runs, same rule), and the table of both times and their ratio (ours /
-glmer) is printed with the median and the worst ratio and the number of fits slower than
-glmer, and written to ``benchmarks/results/glmer_suite.csv`` (``--out``). Needs R with lme4
-for the glmer column (``--no-r`` times ours only). ``make bench`` runs it (benchmarks/run.py).
+figure), then at once glmer with its default controls, by an R process serving
+``benchmarks/glmer_timing.R --serve`` (the fastest of as many runs, same rule), so that the
+two times of a fit are taken under the same load. The table of both times and their ratio
+(ours / glmer) is printed with the median and the worst ratio and the number of fits slower
+than glmer, and written to ``benchmarks/results/glmer_suite.csv`` (``--out``). Needs R with
+lme4 for the glmer column (``--no-r`` times ours only). ``make bench`` runs it
+(benchmarks/run.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import shutil
@@ -65,13 +66,34 @@ def time_ours(ref: dict, data: pd.DataFrame, reps: int) -> float:
     return float(np.min(times))
 
 
-def time_glmer(ids: list[str], reps: int) -> dict:
-    env = {**os.environ, "REPS": str(reps)}
-    out = subprocess.run(["Rscript", "benchmarks/glmer_timing.R", ",".join(ids)], cwd=ROOT,
-                         capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise RuntimeError(f"benchmarks/glmer_timing.R failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class Glmer:
+    """An R process (``benchmarks/glmer_timing.R --serve``) that times glmer on request."""
+
+    def __init__(self, reps: int):
+        env = {**os.environ, "REPS": str(reps)}
+        self.proc = subprocess.Popen(["Rscript", "benchmarks/glmer_timing.R", "--serve"],
+                                     cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self._line() != "ready":
+            raise RuntimeError(f"benchmarks/glmer_timing.R failed:\n{self.proc.stderr.read()}")
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmarks/glmer_timing.R stopped:\n{self.proc.stderr.read()}")
+        return line.strip()
+
+    def time(self, fit_id: str) -> float:
+        self.proc.stdin.write(fit_id + "\n")
+        self.proc.stdin.flush()
+        got_id, seconds = self._line().split()
+        assert got_id == fit_id, (got_id, fit_id)
+        return float(seconds)
+
+    def close(self) -> None:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        self.proc.wait(timeout=60)
 
 
 def summary(table: pd.DataFrame) -> str:
@@ -89,22 +111,24 @@ def run_suite(reps: int = 5, only: str = "", with_r: bool = True, out: Path | No
     if only:
         keep = set(only.split(","))
         fits = [f for f in fits if f["id"] in keep]
+    glmer = Glmer(reps) if with_r and shutil.which("Rscript") is not None else None
     cache: dict = {}
     rows = []
-    for ref in fits:
-        if ref["dataset"] not in cache:
-            cache[ref["dataset"]] = suite_data(ref["dataset"])
-        rows.append({"id": ref["id"], "ours_s": time_ours(ref, cache[ref["dataset"]], reps)})
-        if verbose:
-            print(f"{ref['id']:30s} {rows[-1]['ours_s']:8.3f} s", file=sys.stderr)
+    try:
+        for ref in fits:  # ours, then glmer, fit by fit: both under the same machine load
+            if ref["dataset"] not in cache:
+                cache[ref["dataset"]] = suite_data(ref["dataset"])
+            ours = time_ours(ref, cache[ref["dataset"]], reps)
+            theirs = glmer.time(ref["id"]) if glmer is not None else np.nan
+            rows.append({"id": ref["id"], "ours_s": ours, "glmer_s": theirs,
+                         "ratio": ours / theirs})
+            if verbose:
+                print(f"{ref['id']:30s} {ours:8.3f} s {theirs:8.3f} s {ours / theirs:6.3f}",
+                      file=sys.stderr)
+    finally:
+        if glmer is not None:
+            glmer.close()
     table = pd.DataFrame(rows).set_index("id")
-    if with_r and shutil.which("Rscript") is not None:
-        glmer = time_glmer([f["id"] for f in fits], reps)
-        table["glmer_s"] = pd.Series(glmer)
-        table["ratio"] = table["ours_s"] / table["glmer_s"]
-    else:
-        table["glmer_s"] = np.nan
-        table["ratio"] = np.nan
     print(table.round(4).to_string())
     print("\n" + summary(table))
     if out is not None:
