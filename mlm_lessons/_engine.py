@@ -515,7 +515,15 @@ class Problem:
                 qm = terms[m].q
                 upd = RtR[:, off : off + qm, off:]
                 J = upd.shape[0]
-                B[m] -= (self.agg[k][m] @ upd.reshape(J, -1)).reshape(B[m].shape)
+                flat = upd.reshape(J, -1)
+                if flat.shape[1] <= 8:  # few columns: sums by ancestor without sparse overhead
+                    anc, Jm = self.anc[k][m], terms[m].n_levels
+                    agg = np.empty((Jm, flat.shape[1]))
+                    for c in range(flat.shape[1]):
+                        agg[:, c] = np.bincount(anc, flat[:, c], minlength=Jm)
+                else:
+                    agg = self.agg[k][m] @ flat
+                B[m] -= agg.reshape(B[m].shape)
                 off += qm
             F -= RtR[:, off:, off:].sum(axis=0)
         return self._finish(F, logdet, lams, {"L": Ls, "R": Rs})

@@ -174,6 +174,7 @@ class GlmmProblem:
         self.lower_theta = self.u_problem.lower
         self.const = family.constant(self.y, self.trials)
         self._u = [np.zeros((t.n_levels, t.q)) for t in self.terms]
+        self._z_ones = [t.q == 1 and bool(np.all(t.Z[:, 0] == 1.0)) for t in self.terms]
         self.n_evals = 0
         if self.n_agq > 1:
             if len(self.terms) != 1 or self.terms[0].q != 1:
@@ -197,12 +198,12 @@ class GlmmProblem:
     def zb(self, lams, u):
         """``sum_t Z_t Lam_t u_t`` per row."""
         out = np.zeros(len(self.y))
-        for t, lam, ut in zip(self.terms, lams, u):
-            b = ut @ lam.T
+        for t, lam, ut, ones in zip(self.terms, lams, u, self._z_ones):
             if t.q == 1:
-                out += t.Z[:, 0] * b[t.codes, 0]
+                b = ut[:, 0] * lam[0, 0]
+                out += b[t.codes] if ones else t.Z[:, 0] * b[t.codes]
             else:
-                out += np.einsum("iq,iq->i", t.Z, b[t.codes])
+                out += np.einsum("iq,iq->i", t.Z, (ut @ lam.T)[t.codes])
         return out
 
     def _pdev(self, eta, u):
@@ -235,44 +236,46 @@ class GlmmProblem:
             if not np.isfinite(pdev):
                 raise PirlsError("the deviance is not finite at the starting modes")
         f = prob = W = None
-        for it in range(1, PIRLS_MAXIT + 1):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for it in range(1, PIRLS_MAXIT + 1):
                 W, resid = self.family.working(self.y, self.trials, eta)
-            if joint:
-                z = eta - self.offset + resid
-            else:
-                z = eta - fixed + resid
-            if not (np.all(np.isfinite(z)) and np.all(np.isfinite(W))):
-                raise PirlsError("non-finite working response")
-            prob = base.reweight(z, W)
-            f = prob.factor(theta)
-            u_new = prob.modes(f)
-            beta_new = f.beta() if joint else beta
-            step = 1.0
-            while True:
-                u_try = [a + step * (b - a) for a, b in zip(u, u_new)]
-                beta_try = beta + step * (beta_new - beta) if joint else beta
-                fixed_try = self.offset + (self.X @ beta_try if self.p else 0.0) if joint \
-                    else fixed
-                eta_try = fixed_try + self.zb(lams, u_try)
-                with np.errstate(over="ignore", invalid="ignore"):
+                if joint:
+                    z = eta - self.offset + resid
+                else:
+                    z = eta - fixed + resid
+                if not np.isfinite(z.sum() + W.sum()):  # finite sums: all entries finite
+                    raise PirlsError("non-finite working response")
+                prob = base.reweight(z, W)
+                f = prob.factor(theta)
+                u_new = prob.modes(f)
+                beta_new = f.beta() if joint else beta
+                step = 1.0
+                while True:
+                    if step == 1.0:
+                        u_try, beta_try = u_new, beta_new
+                    else:
+                        u_try = [a + step * (b - a) for a, b in zip(u, u_new)]
+                        beta_try = beta + step * (beta_new - beta) if joint else beta
+                    fixed_try = self.offset + (self.X @ beta_try if self.p else 0.0) if joint \
+                        else fixed
+                    eta_try = fixed_try + self.zb(lams, u_try)
                     pdev_try = self._pdev(eta_try, u_try)
-                if np.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
+                    if np.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
+                        break
+                    step /= 2.0
+                    if step < 1e-10:
+                        raise PirlsError("PIRLS step halving failed")
+                change = max((float(np.max(np.abs(a - b))) if a.size else 0.0)
+                             for a, b in zip(u, u_try)) if u else 0.0
+                if joint and self.p:
+                    change = max(change, float(np.max(np.abs(beta_try - beta))))
+                u, beta, eta, pdev = u_try, beta_try, eta_try, pdev_try
+                if joint:
+                    fixed = fixed_try
+                if change < PIRLS_TOL:
                     break
-                step /= 2.0
-                if step < 1e-10:
-                    raise PirlsError("PIRLS step halving failed")
-            change = max((float(np.max(np.abs(a - b))) if a.size else 0.0)
-                         for a, b in zip(u, u_try)) if u else 0.0
-            if joint and self.p:
-                change = max(change, float(np.max(np.abs(beta_try - beta))))
-            u, beta, eta, pdev = u_try, beta_try, eta_try, pdev_try
-            if joint:
-                fixed = fixed_try
-            if change < PIRLS_TOL:
-                break
-        else:
-            raise PirlsError("PIRLS did not converge")
+            else:
+                raise PirlsError("PIRLS did not converge")
         self._u = [x.copy() for x in u]
         if joint:
             self._beta_joint = beta.copy()
