@@ -3,21 +3,26 @@
 #   Rscript benchmarks/glmer_timing.R [id,id,...]     (from the repository root)
 #     prints JSON {id: seconds} for the fits named (all by default);
 #   Rscript benchmarks/glmer_timing.R --serve
-#     reads one fit id per line from stdin and answers each with a line "id seconds", so
-#     that benchmarks/glmm.py can time glmer and its own fit of each model alternately.
+#     reads one fit id per line from stdin and answers each with a line "id seconds" (one
+#     timed fit, after a warm-up fit the first time), so that benchmarks/glmm.py can time
+#     glmer and its own fit of each model alternately, run by run.
 source("tests/reference/suite_common.R")
 reps <- as.integer(Sys.getenv("REPS", "3"))
 suite <- fromJSON("tests/reference/glmer_suite.json", simplifyVector = FALSE)
 fits <- setNames(suite$fits, vapply(suite$fits, function(f) f$id, ""))
 cache <- list()
-time_fit <- function(f) {
+warm <- character(0)
+time_fit <- function(f, n = reps) {
   if (is.null(cache[[f$dataset]])) cache[[f$dataset]] <<- read_suite_data(f$dataset)
   d <- cache[[f$dataset]]
   fo <- as.formula(f$formula)
   fit <- if (f$family == "negative_binomial") function() glmer.nb(fo, data = d, nAGQ = f$nAGQ)
     else function() glmer(fo, data = d, family = get(f$family)(), nAGQ = f$nAGQ)
-  suppressWarnings(suppressMessages(fit()))
-  t <- replicate(reps, system.time(suppressWarnings(suppressMessages(fit())))[["elapsed"]])
+  if (!(f$id %in% warm)) {  # one warm-up fit per model
+    suppressWarnings(suppressMessages(fit()))
+    warm <<- c(warm, f$id)
+  }
+  t <- replicate(n, system.time(suppressWarnings(suppressMessages(fit())))[["elapsed"]])
   min(t)
 }
 args <- commandArgs(trailingOnly = TRUE)
@@ -26,7 +31,7 @@ if (length(args) && args[1] == "--serve") {
   cat("ready\n")
   flush(stdout())
   while (length(id <- readLines(con, n = 1)) && nzchar(id)) {
-    cat(id, format(time_fit(fits[[id]]), digits = 6), "\n")
+    cat(id, format(time_fit(fits[[id]], 1), digits = 6), "\n")
     flush(stdout())
   }
 } else {

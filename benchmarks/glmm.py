@@ -4,9 +4,9 @@
 
 For each fit of ``tests/reference/glmer_suite.json`` our fit is timed (the fastest of
 ``--reps`` runs after a warm-up: on a shared machine the minimum is the least disturbed
-figure), then at once glmer with its default controls, by an R process serving
-``benchmarks/glmer_timing.R --serve`` (the fastest of as many runs, same rule), so that the
-two times of a fit are taken under the same load. The table of both times and their ratio
+figure), alternating run by run with glmer with its default controls, timed by an R
+process serving ``benchmarks/glmer_timing.R --serve`` (the fastest of as many runs, same
+rule), so that the two times of a fit are taken under the same load. The table of both times and their ratio
 (ours / glmer) is printed with the median and the worst ratio and the number of fits slower
 than glmer, and written to ``benchmarks/results/glmer_suite.csv`` (``--out``). Needs R with
 lme4 for the glmer column (``--no-r`` times ours only). ``make bench`` runs it
@@ -48,29 +48,11 @@ def suite_data(name: str) -> pd.DataFrame:
     return d
 
 
-def time_ours(ref: dict, data: pd.DataFrame, reps: int) -> float:
-    """Fastest of ``reps`` fits (seconds) after one warm-up fit."""
-    formula = ref["formula"].replace("^", "**")
-
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return mlm.fit_glmm(data, formula, family=ref["family"], n_agq=ref["nAGQ"])
-
-    run()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return float(np.min(times))
-
-
 class Glmer:
     """An R process (``benchmarks/glmer_timing.R --serve``) that times glmer on request."""
 
-    def __init__(self, reps: int):
-        env = {**os.environ, "REPS": str(reps)}
+    def __init__(self):
+        env = {**os.environ, "REPS": "1"}
         self.proc = subprocess.Popen(["Rscript", "benchmarks/glmer_timing.R", "--serve"],
                                      cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -96,6 +78,26 @@ class Glmer:
         self.proc.wait(timeout=60)
 
 
+def time_pair(ref: dict, data: pd.DataFrame, reps: int, glmer: Glmer | None):
+    """Fastest of ``reps`` fits of ours and of glmer's (seconds), one of each in turn, after
+    one warm-up fit of each."""
+    formula = ref["formula"].replace("^", "**")
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mlm.fit_glmm(data, formula, family=ref["family"], n_agq=ref["nAGQ"])
+
+    run()
+    ours, theirs = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run()
+        ours.append(time.perf_counter() - t0)
+        theirs.append(glmer.time(ref["id"]) if glmer is not None else np.nan)
+    return float(np.min(ours)), float(np.min(theirs))
+
+
 def summary(table: pd.DataFrame) -> str:
     r = table["ratio"].dropna()
     if not len(r):
@@ -111,15 +113,14 @@ def run_suite(reps: int = 5, only: str = "", with_r: bool = True, out: Path | No
     if only:
         keep = set(only.split(","))
         fits = [f for f in fits if f["id"] in keep]
-    glmer = Glmer(reps) if with_r and shutil.which("Rscript") is not None else None
+    glmer = Glmer() if with_r and shutil.which("Rscript") is not None else None
     cache: dict = {}
     rows = []
     try:
         for ref in fits:  # ours, then glmer, fit by fit: both under the same machine load
             if ref["dataset"] not in cache:
                 cache[ref["dataset"]] = suite_data(ref["dataset"])
-            ours = time_ours(ref, cache[ref["dataset"]], reps)
-            theirs = glmer.time(ref["id"]) if glmer is not None else np.nan
+            ours, theirs = time_pair(ref, cache[ref["dataset"]], reps, glmer)
             rows.append({"id": ref["id"], "ours_s": ours, "glmer_s": theirs,
                          "ratio": ours / theirs})
             if verbose:
