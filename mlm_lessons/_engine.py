@@ -432,9 +432,7 @@ class Problem:
 
     def _nested_columns(self, k):
         terms, K = self.terms, len(self.terms)
-        cols = getattr(self, "_raw_cols", None)
-        if cols is None:
-            cols = self._raw_cols = [None] * K
+        cols = self._raw_cols
         if cols[k] is None:
             cols[k] = np.column_stack([terms[k].Z] + [terms[m].Z for m in range(k + 1, K)]
                                       + [self.X])
@@ -457,6 +455,7 @@ class Problem:
                 self.agg[k][m] = _aggregator(self.anc[k][m], terms[m].n_levels)
         # raw row blocks: own | ancestors | X, per level (the y column separately)
         self.raw = []
+        self._raw_cols = [None] * K  # the stacked columns, shared by reweighted copies
         for k in range(K):
             t = terms[k]
             cols = [t.Z] + [terms[m].Z for m in range(k + 1, K)] + [self.X]
@@ -468,10 +467,16 @@ class Problem:
             _bincount_products(t.codes, t.Z, self.y[:, None], t.n_levels, self.w)
             for t in self.terms
         ]
-        self.F_raw = self._F_raw()
+        if self.p == 0:  # the 1 x 1 y'Wy without stacking (the GLMM's PIRLS step)
+            yw = self.y if self.w is None else self.y * self.w
+            self.F_raw = np.array([[float(self.y @ yw)]])
+        else:
+            self.F_raw = self._F_raw()
 
     def _factor_nested(self, lams) -> Factor:
         terms, K = self.terms, len(self.terms)
+        if K == 1 and terms[0].q == 1:
+            return self._factor_scalar(lams)
         # scaled row blocks B_k = Lam_k' [raw] blockdiag(Lam_k, Lam_anc..., I_p, 1) (+ I)
         # (scalar random effects: products by the 1 x 1 Lam as scalar products, the same
         # numbers without the batched-matmul overhead)
@@ -527,6 +532,23 @@ class Problem:
                 off += qm
             F -= RtR[:, off:, off:].sum(axis=0)
         return self._finish(F, logdet, lams, {"L": Ls, "R": Rs})
+
+    def _factor_scalar(self, lams) -> Factor:
+        """One scalar random effect: A is diagonal, ``A_j = lam^2 z_j'W z_j + 1`` (the
+        general nested factorisation with K = 1, q = 1, without its batched overhead)."""
+        lam = float(lams[0][0, 0])
+        raw = self.raw[0][:, 0, :]  # (J, 1 + p): z'Wz, z'WX
+        d = raw[:, 0] * (lam * lam) + 1.0
+        L = np.sqrt(d)
+        if not np.all(np.isfinite(L)):
+            raise np.linalg.LinAlgError("not positive definite")
+        logdet = 2.0 * float(np.log(L).sum())
+        R = np.empty((len(d), raw.shape[1]))  # (J, p + 1): [z'WX, z'Wy] lam / L
+        R[:, :-1] = raw[:, 1:]
+        R[:, -1] = self.raw_y[0][:, 0, 0]
+        R *= (lam / L)[:, None]
+        F = self.F_raw - R.T @ R
+        return self._finish(F, logdet, lams, {"L": [L[:, None, None]], "R": [R[:, None, :]]})
 
     def _modes_nested(self, f: Factor):
         """Spherical conditional modes u_k (J_k, q_k), top level first."""
