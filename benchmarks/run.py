@@ -1,7 +1,7 @@
 """Timing of the model fits a student waits for, of the reference suite, and of large fits.
 
 Run: make bench   (or .venv/bin/python benchmarks/run.py [--reps 20] [--no-large]
-                   [--no-suite] [--suite-reps 5])
+                   [--no-suite] [--suite-reps 5] [--no-glmm] [--glmm-reps 5])
 
 1. The workshop's ladder on HSB (REML): the median wall time of mlm_lessons.fit_mixed over
    --reps calls (each includes building the design from the formula), statsmodels' default
@@ -13,6 +13,9 @@ Run: make bench   (or .venv/bin/python benchmarks/run.py [--reps 20] [--no-large
 3. A 1,000,000-row, 10,000-group random-slope fit on ill-conditioned data (a predictor on a
    raw scale of tens), and the crossed InstEval fit of the suite (73,421 rows, 2,972 x 1,128
    levels) against lme4.
+4. Every fit of the glmer reference suite (tests/reference/glmer_suite.json): fit_glmm and
+   glmer in the same run, the fastest of --glmm-reps runs each (benchmarks/glmm.py); the
+   table (ours, glmer, ratio) is written to benchmarks/results/glmer_suite.csv.
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ def main() -> None:
     parser.add_argument("--suite-reps", type=int, default=5)
     parser.add_argument("--no-large", action="store_true")
     parser.add_argument("--no-suite", action="store_true")
+    parser.add_argument("--no-glmm", action="store_true")
+    parser.add_argument("--glmm-reps", type=int, default=5)
     args = parser.parse_args()
     pd.set_option("display.width", 140)
     pd.set_option("display.max_rows", 500)
@@ -193,6 +198,14 @@ def main() -> None:
     if not args.no_large:
         print("\nLarge random-slope fit:", large())
         print("Large random-slope fit, raw scale:", large_raw_scale())
+    if not args.no_glmm:
+        import sys
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import glmm
+
+        print(f"\nglmer reference suite, fastest of {args.glmm_reps} runs each")
+        glmm.run_suite(args.glmm_reps, verbose=False)
 
 
 if __name__ == "__main__":

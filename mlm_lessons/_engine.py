@@ -357,7 +357,12 @@ class Problem:
 
     def _finish(self, F, logdet, lams, parts) -> Factor:
         p, n = self.p, self.n
-        LF = np.linalg.cholesky(F)
+        if p == 0:  # F is the 1 x 1 pwrss (no fixed effects: the GLMM's PIRLS step)
+            if not F[0, 0] > 0:
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
+            LF = np.sqrt(F)
+        else:
+            LF = np.linalg.cholesky(F)
         pwrss = max(float(LF[p, p] ** 2), np.finfo(float).tiny)
         logdet_x = 2.0 * float(np.log(np.diag(LF)[:p]).sum()) if p else 0.0
         if self.reml:
@@ -427,9 +432,7 @@ class Problem:
 
     def _nested_columns(self, k):
         terms, K = self.terms, len(self.terms)
-        cols = getattr(self, "_raw_cols", None)
-        if cols is None:
-            cols = self._raw_cols = [None] * K
+        cols = self._raw_cols
         if cols[k] is None:
             cols[k] = np.column_stack([terms[k].Z] + [terms[m].Z for m in range(k + 1, K)]
                                       + [self.X])
@@ -452,6 +455,7 @@ class Problem:
                 self.agg[k][m] = _aggregator(self.anc[k][m], terms[m].n_levels)
         # raw row blocks: own | ancestors | X, per level (the y column separately)
         self.raw = []
+        self._raw_cols = [None] * K  # the stacked columns, shared by reweighted copies
         for k in range(K):
             t = terms[k]
             cols = [t.Z] + [terms[m].Z for m in range(k + 1, K)] + [self.X]
@@ -474,23 +478,37 @@ class Problem:
             _bincount_products(t.codes, t.Z, self.y[:, None], t.n_levels, self.w)
             for t in self.terms
         ]
-        self.F_raw = self._F_raw()
+        if self.p == 0:  # the 1 x 1 y'Wy without stacking (the GLMM's PIRLS step)
+            yw = self.y if self.w is None else self.y * self.w
+            self.F_raw = np.array([[float(self.y @ yw)]])
+        else:
+            self.F_raw = self._F_raw()
 
     def _factor_nested(self, lams) -> Factor:
         terms, K = self.terms, len(self.terms)
+        if K == 1 and terms[0].q == 1:
+            return self._factor_scalar(lams)
         # scaled row blocks B_k = Lam_k' [raw] blockdiag(Lam_k, Lam_anc..., I_p, 1) (+ I)
+        # (scalar random effects: products by the 1 x 1 Lam as scalar products, the same
+        # numbers without the batched-matmul overhead)
         B = []
         for k in range(K):
             raw = np.concatenate([self.raw[k], self.raw_y[k]], axis=2)
             lam_k = lams[k]
-            blk = lam_k.T @ raw
+            qk = terms[k].q
+            blk = raw * lam_k[0, 0] if qk == 1 else lam_k.T @ raw
             off = 0
             for m in [k] + list(range(k + 1, K)):
                 qm = terms[m].q
-                blk[:, :, off : off + qm] = blk[:, :, off : off + qm] @ lams[m]
+                if qm == 1:
+                    blk[:, :, off] *= lams[m][0, 0]
+                else:
+                    blk[:, :, off : off + qm] = blk[:, :, off : off + qm] @ lams[m]
                 off += qm
-            qk = terms[k].q
-            blk[:, np.arange(qk), np.arange(qk)] += 1.0
+            if qk == 1:
+                blk[:, 0, 0] += 1.0
+            else:
+                blk[:, np.arange(qk), np.arange(qk)] += 1.0
             B.append(blk)
         F = self.F_raw.copy()
         logdet = 0.0
@@ -504,16 +522,44 @@ class Problem:
             R = batched_forward(L, B[k][:, :, qk:])  # (J_k, q_k, W_k - q_k)
             Ls.append(L)
             Rs.append(R)
-            RtR = _t(R) @ R  # Schur update of ancestors, X and y
+            if qk == 1:  # Schur update of ancestors, X and y
+                RtR = R[:, 0, :, None] * R[:, 0, None, :]
+            else:
+                RtR = _t(R) @ R
             off = 0
             for m in range(k + 1, K):
                 qm = terms[m].q
                 upd = RtR[:, off : off + qm, off:]
                 J = upd.shape[0]
-                B[m] -= (self.agg[k][m] @ upd.reshape(J, -1)).reshape(B[m].shape)
+                flat = upd.reshape(J, -1)
+                if flat.shape[1] <= 8:  # few columns: sums by ancestor without sparse overhead
+                    anc, Jm = self.anc[k][m], terms[m].n_levels
+                    agg = np.empty((Jm, flat.shape[1]))
+                    for c in range(flat.shape[1]):
+                        agg[:, c] = np.bincount(anc, flat[:, c], minlength=Jm)
+                else:
+                    agg = self.agg[k][m] @ flat
+                B[m] -= agg.reshape(B[m].shape)
                 off += qm
             F -= RtR[:, off:, off:].sum(axis=0)
         return self._finish(F, logdet, lams, {"L": Ls, "R": Rs})
+
+    def _factor_scalar(self, lams) -> Factor:
+        """One scalar random effect: A is diagonal, ``A_j = lam^2 z_j'W z_j + 1`` (the
+        general nested factorisation with K = 1, q = 1, without its batched overhead)."""
+        lam = float(lams[0][0, 0])
+        raw = self.raw[0][:, 0, :]  # (J, 1 + p): z'Wz, z'WX
+        d = raw[:, 0] * (lam * lam) + 1.0
+        L = np.sqrt(d)
+        if not np.all(np.isfinite(L)):
+            raise np.linalg.LinAlgError("not positive definite")
+        logdet = 2.0 * float(np.log(L).sum())
+        R = np.empty((len(d), raw.shape[1]))  # (J, p + 1): [z'WX, z'Wy] lam / L
+        R[:, :-1] = raw[:, 1:]
+        R[:, -1] = self.raw_y[0][:, 0, 0]
+        R *= (lam / L)[:, None]
+        F = self.F_raw - R.T @ R
+        return self._finish(F, logdet, lams, {"L": [L[:, None, None]], "R": [R[:, None, :]]})
 
     def _modes_nested(self, f: Factor):
         """Spherical conditional modes u_k (J_k, q_k), top level first."""
@@ -682,48 +728,137 @@ class Problem:
     # --- small crossed designs: one dense factorisation ----------------------------------------
 
     def _setup_dense(self):
-        Zs = [_z_sparse(t) for t in self.terms]
-        Z = sparse.hstack(Zs).tocsr()
-        self._Z = Z
-        self.Q = Z.shape[1]
-        self.offsets = np.cumsum([0] + [t.n_levels * t.q for t in self.terms])
-        Zw = Z if self.w is None else sparse.diags(self.w) @ Z
-        self._Zw = Zw
-        self.GZZ = (Z.T @ Zw).toarray()
-        self.GZX = np.asarray(Zw.T @ self.X)
-        self._setup_dense_y()
+        terms = self.terms
+        self.Q = sum(t.n_levels * t.q for t in terms)
+        self.offsets = np.cumsum([0] + [t.n_levels * t.q for t in terms])
+        # level pairs of two terms in one row, for the off-diagonal blocks of Z' W Z
+        self._pair_codes = {
+            (i, j): terms[i].codes.astype(np.int64) * terms[j].n_levels + terms[j].codes
+            for i in range(len(terms)) for j in range(i + 1, len(terms))
+        }
+        self._dense_products()
 
     def _reweight_dense(self):
-        Zw = sparse.diags(self.w) @ self._Z
-        self._Zw = Zw.tocsr()
-        self.GZZ = (self._Z.T @ self._Zw).toarray()
-        self.GZX = np.asarray(self._Zw.T @ self.X)
+        self._dense_products()
+
+    def _dense_products(self):
+        """``G_ZZ = Z' W Z`` (dense, Q x Q) and ``G_ZX = Z' W X`` by sums over rows."""
+        terms, w = self.terms, self.w
+        G = np.zeros((self.Q, self.Q))
+        for i, (ti, oi) in enumerate(zip(terms, self.offsets)):
+            Ji, qi = ti.n_levels, ti.q
+            idx = oi + np.arange(Ji)[:, None] * qi + np.arange(qi)[None, :]
+            G[idx[:, :, None], idx[:, None, :]] = _bincount_products(ti.codes, ti.Z, ti.Z, Ji, w)
+            for j in range(i + 1, len(terms)):
+                tj, oj = terms[j], self.offsets[j]
+                Jj, qj = tj.n_levels, tj.q
+                pair = self._pair_codes[(i, j)]
+                for c in range(qi):
+                    zc = ti.Z[:, c] if w is None else ti.Z[:, c] * w
+                    for d in range(qj):
+                        blk = np.bincount(pair, zc * tj.Z[:, d], minlength=Ji * Jj).reshape(
+                            Ji, Jj)
+                        G[oi + c : oi + Ji * qi : qi, oj + d : oj + Jj * qj : qj] = blk
+                        G[oj + d : oj + Jj * qj : qj, oi + c : oi + Ji * qi : qi] = blk.T
+        self.GZZ = G
+        self.GZX = self._dense_zt(self.X)
         self._setup_dense_y()
 
+    def _dense_zt(self, M) -> np.ndarray:
+        """``Z' W M`` (Q rows) for M with n rows."""
+        return np.concatenate([
+            _bincount_products(t.codes, t.Z, M, t.n_levels, self.w).reshape(
+                t.n_levels * t.q, M.shape[1])
+            for t in self.terms
+        ])
+
     def _setup_dense_y(self):
-        self.GZy = np.asarray(self._Zw.T @ self.y)
+        self.GZy = self._dense_zt(self.y[:, None])[:, 0]
         self.F_raw = self._F_raw()
 
-    def _lam_diag_blocks(self, lams):
-        """The block-diagonal Lambda of all terms as a dense (Q, Q) matrix."""
-        L = np.zeros((self.Q, self.Q))
-        for t, lam, o in zip(self.terms, lams, self.offsets):
-            for g in range(t.n_levels):
-                s = o + g * t.q
-                L[s : s + t.q, s : s + t.q] = lam
-        return L
+    def _lam_rows(self, lams, M, transpose: bool, first: int = 0):
+        """``Lam' M`` (``transpose``) or ``Lam M``, block by block, for M whose rows are those
+        of the terms from ``first`` on."""
+        out = np.empty_like(M)
+        base = self.offsets[first]
+        for t, lam, o in zip(self.terms[first:], lams[first:], self.offsets[first:]):
+            J, q = t.n_levels, t.q
+            o = o - base
+            seg = M[o : o + J * q]
+            if q == 1:
+                np.multiply(seg, float(lam[0, 0]), out=out[o : o + J])
+            else:
+                L = lam.T if transpose else lam
+                out[o : o + J * q] = np.einsum(
+                    "ab,jb...->ja...", L, seg.reshape((J, q) + seg.shape[1:])
+                ).reshape(seg.shape)
+        return out
+
+    def _lam_cols(self, lams, M, first: int = 0, last: int | None = None):
+        """``M Lam``, block by block, for M whose columns are those of terms first..last-1."""
+        out = np.empty_like(M)
+        base = self.offsets[first]
+        stop = len(self.terms) if last is None else last
+        for k in range(first, stop):
+            t, lam = self.terms[k], lams[k]
+            J, q = t.n_levels, t.q
+            o = self.offsets[k] - base
+            seg = M[:, o : o + J * q]
+            if q == 1:
+                np.multiply(seg, float(lam[0, 0]), out=out[:, o : o + J])
+            else:
+                out[:, o : o + J * q] = (seg.reshape(M.shape[0], J, q) @ lam).reshape(seg.shape)
+        return out
+
+    def _leading_blocked(self) -> bool:
+        """Eliminate the first term's (block-diagonal) block of A first: worth it when that
+        term holds most of the random effects."""
+        n0 = self.terms[0].n_levels * self.terms[0].q
+        return len(self.terms) > 1 and n0 >= 2 * (self.Q - n0)
+
+    def _cholesky_blocked(self, lams) -> np.ndarray:
+        """Lower Cholesky factor of ``A = Lam' G_ZZ Lam + I``, the first term eliminated first.
+
+        The rows of the first (largest) term couple only within a level, so its block of A is
+        block diagonal: its factor is batched, and only the Schur complement of the other
+        terms is factored densely (the same factor as a dense Cholesky of A, at a fraction
+        of the cost).
+        """
+        t0, lam0 = self.terms[0], lams[0]
+        J0, q0 = t0.n_levels, t0.q
+        n0 = J0 * q0
+        Q, G = self.Q, self.GZZ
+        idx = np.arange(J0)[:, None] * q0 + np.arange(q0)[None, :]
+        A00 = lam0.T @ G[idx[:, :, None], idx[:, None, :]] @ lam0
+        A00[:, np.arange(q0), np.arange(q0)] += 1.0
+        L0 = batched_cholesky(A00)
+        if not np.all(np.isfinite(L0)) or np.any(np.diagonal(L0, axis1=1, axis2=2) <= 0):
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+        A10 = self._lam_cols(lams, self._lam_rows(lams, G[n0:, :n0], True, first=1), 0, 1)
+        L10 = np.einsum("rjb,jab->rja", A10.reshape(Q - n0, J0, q0),
+                        batched_inverse_lower(L0)).reshape(Q - n0, n0)
+        A11 = self._lam_cols(lams, self._lam_rows(lams, G[n0:, n0:], True, first=1), 1)
+        A11 -= L10 @ L10.T
+        A11[np.diag_indices(Q - n0)] += 1.0
+        LA = np.zeros((Q, Q))
+        LA[idx[:, :, None], idx[:, None, :]] = L0
+        LA[n0:, :n0] = L10
+        LA[n0:, n0:] = np.linalg.cholesky(A11)
+        return LA
 
     def _factor_dense(self, lams) -> Factor:
         Q = self.Q
-        Lam = self._lam_diag_blocks(lams)
-        A = Lam.T @ self.GZZ @ Lam
-        A[np.diag_indices(Q)] += 1.0
-        LA = np.linalg.cholesky(A)
+        if self._leading_blocked():
+            LA = self._cholesky_blocked(lams)
+        else:
+            A = self._lam_cols(lams, self._lam_rows(lams, self.GZZ, transpose=True))
+            A[np.diag_indices(Q)] += 1.0
+            LA = np.linalg.cholesky(A)
         logdet = 2.0 * float(np.log(np.diag(LA)).sum())
-        C = Lam.T @ np.column_stack([self.GZX, self.GZy])  # (Q, p + 1)
-        T = linalg.solve_triangular(LA, C, lower=True)
+        C = self._lam_rows(lams, np.column_stack([self.GZX, self.GZy]), transpose=True)
+        T = linalg.solve_triangular(LA, C, lower=True, check_finite=False)
         F = self.F_raw - T.T @ T
-        return self._finish(F, logdet, lams, {"LA": LA, "T": T, "Lam": Lam})
+        return self._finish(F, logdet, lams, {"LA": LA, "T": T})
 
     def _split_terms(self, vec_or_rows):
         out = []
@@ -766,13 +901,13 @@ class Problem:
 
     def _gradient_dense(self, f: Factor) -> np.ndarray:
         Q, p, n = self.Q, self.p, self.n
-        Lam = f.parts["Lam"]
+        lams = f.lams
         u = self._u_dense(f)
         beta = f.beta()
-        b = Lam @ u
+        b = self._lam_rows(lams, u, transpose=False)
         Ztr = self.GZy - (self.GZX @ beta if p else 0.0) - self.GZZ @ b
         S = self._inverse_dense(f, include_x=self.reml)
-        LG = Lam.T @ self.GZZ  # Lam' G_ZZ (Q, Q)
+        LG = self._lam_rows(lams, self.GZZ, transpose=True)  # Lam' G_ZZ (Q, Q)
         if self.reml and p:
             LtG = np.vstack([LG, self.GZX.T])  # rows: u's then X (Lambda_X = I)
         else:
@@ -1112,15 +1247,21 @@ LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000, "maxls": 40}
 
 
 def _lbfgs(fun, x0, bounds, options=None, value_and_gradient=None):
-    """L-BFGS-B with an exact gradient when given, central differences otherwise."""
+    """L-BFGS-B with an exact gradient when given, central differences otherwise.
+
+    ``options`` may hold ``jac="2-point"`` (forward differences: half the evaluations) with
+    ``finite_diff_rel_step`` set for the accuracy of ``fun``.
+    """
     opts = LBFGS_OPTIONS if options is None else {**LBFGS_OPTIONS, **options}
+    jac = opts.get("jac", "3-point")  # the finite differences (with "finite_diff_rel_step")
+    opts = {k: v for k, v in opts.items() if k != "jac"}
     if value_and_gradient is not None:
         res = optimize.minimize(value_and_gradient, x0, method="L-BFGS-B", bounds=bounds,
                                 jac=True, options=opts)
         x = np.asarray(res.x, dtype=float)
         return x, float(res.fun) if np.isfinite(res.fun) else float(fun(x))
     res = optimize.minimize(
-        fun, x0, method="L-BFGS-B", bounds=bounds, jac="3-point", options=opts,
+        fun, x0, method="L-BFGS-B", bounds=bounds, jac=jac, options=opts,
     )
     return np.asarray(res.x, dtype=float), float(res.fun)
 
@@ -1148,6 +1289,29 @@ def interior_moves(fun, x: np.ndarray, fx: float, lower: np.ndarray):
             if fz < best_f:
                 best, best_f = z, fz
     return best
+
+
+def lbfgs_off_boundary(fun, x0, lower, options=None, value_and_gradient=None):
+    """L-BFGS-B from ``x0``, restarted from :func:`interior_moves` while that lowers ``fun``.
+
+    Step 1 and 2 of :func:`optimize_theta`, for any deviance with these bounds (``lower``: 0
+    for parameters bounded by 0, ``-inf`` for free ones). Returns ``(x, f(x), restarts)``.
+    """
+    lower = np.asarray(lower, dtype=float)
+    bounds = [(0.0 if lo == 0 else None, None) for lo in lower]
+    x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
+    restarts = 0
+    while restarts < 4:
+        z = interior_moves(fun, x, fx, lower)
+        if z is None:
+            break
+        restarts += 1
+        x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
+        if f2 < fx - 1e-9:
+            x, fx = x2, f2
+        else:
+            break
+    return x, fx, restarts
 
 
 def optimize_theta(problem: Problem, start: np.ndarray) -> Optimum:
@@ -1198,18 +1362,7 @@ def minimize_deviance(fun, start, lower, *, fallback=None, counter=None,
     candidates = []
 
     def polish(x0, name):
-        x, fx = _lbfgs(fun, np.asarray(x0, dtype=float), bounds, options, value_and_gradient)
-        restarts = 0
-        while restarts < 4:
-            z = interior_moves(fun, x, fx, lower)
-            if z is None:
-                break
-            restarts += 1
-            x2, f2 = _lbfgs(fun, z, bounds, options, value_and_gradient)
-            if f2 < fx - 1e-9:
-                x, fx = x2, f2
-            else:
-                break
+        x, fx, restarts = lbfgs_off_boundary(fun, x0, lower, options, value_and_gradient)
         candidates.append((fx, x, name, restarts))
         return x, fx, restarts
 

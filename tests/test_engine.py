@@ -94,6 +94,7 @@ FORMULAS = {
         "y ~ x + (1 + x|item) + (1|rater) + (1|school)",
         "y ~ x + (1|cls) + (x|rater)",
         "y ~ 0 + x + (x||item) + (1|rater)",
+        "y ~ x + (x|cls) + (1|rater)",  # the leading block eliminated first (q = 2)
     ],
 }
 FORMULAS["crossed"] = FORMULAS["dense"]
