@@ -171,8 +171,9 @@ def stage(root: Path, dest: Path) -> dict[str, dict[str, int]]:
                 _write_if_changed(dest / folder / path.name, path.read_text(encoding="utf-8"))
     results = root / "benchmarks" / "results"  # tables the teaching page reads (csv-table)
     for path in sorted(results.glob("*.csv")):
-        _write_if_changed(dest / "benchmarks" / "results" / path.name,
-                          path.read_text(encoding="utf-8"))
+        _write_if_changed(
+            dest / "benchmarks" / "results" / path.name, path.read_text(encoding="utf-8")
+        )
     assets = dest / "assets"  # html_static_path must exist, though LaTeX does not use it
     if not assets.exists() and (root / "assets").exists():
         assets.symlink_to((root / "assets").resolve(), target_is_directory=True)
@@ -309,10 +310,12 @@ def fix_front_matter(tex: str, title: str = "Welcome") -> str:
 
 
 def break_code_in_tables(tex: str) -> str:
-    """Inline code in table cells may break after ``=`` and ``,`` (never hyphenated)."""
+    """Inline code in table cells may break after ``=`` and ``,``, after a ``(`` that opens a
+    name's arguments (``offset(`` ``log(expected))``) and after the ``/`` of ``school/child``
+    (as ``print_notebooks._cell_widths`` assumes); it is never hyphenated."""
 
     def cell_code(m: re.Match) -> str:
-        inner = re.sub(r"([=,])(?=.)", r"\1\\allowbreak{}", m.group(1))
+        inner = re.sub(r"([=,])(?=.)|(?<=\w)([(/])(?=[A-Za-z])", r"\1\2\\allowbreak{}", m.group(1))
         return "\\sphinxupquote{" + inner + "}"
 
     def table(m: re.Match) -> str:
