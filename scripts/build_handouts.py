@@ -321,7 +321,20 @@ def break_code_in_tables(tex: str) -> str:
     def table(m: re.Match) -> str:
         return re.sub(r"\\sphinxupquote\{((?:[^{}]|\\[{}]|\{[^{}]*\})*)\}", cell_code, m.group(0))
 
-    return re.sub(r"(?s)\\begin\{(tabular|tabulary)\}.*?\\end\{\1\}", table, tex)
+    return re.sub(r"(?s)\\begin\{(tabular|tabulary|longtable)\}.*?\\end\{\1\}", table, tex)
+
+
+def fix_longtable_continued(tex: str) -> str:
+    """A longtable without a caption says "continued from previous page", not "Table 1.1 -"."""
+
+    def table(m: re.Match) -> str:
+        if "\\caption" in m.group(0):
+            return m.group(0)
+        return m.group(0).replace(
+            "\\tablename\\ \\thetable{} \\textendash{} continued", "continued"
+        )
+
+    return re.sub(r"(?s)\\begin\{longtable\}.*?\\end\{longtable\}", table, tex)
 
 
 def latex_escape(text: str) -> str:
@@ -464,7 +477,8 @@ def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: 
 
 def finish(tex: str, toc: Toc) -> str:
     tex = fix_parts(fix_exercise_refs(tex), toc)
-    return unframe_solutions(break_code_in_tables(fix_bibliography(fix_front_matter(tex))))
+    tex = break_code_in_tables(fix_bibliography(fix_front_matter(tex)))
+    return unframe_solutions(fix_longtable_continued(tex))
 
 
 # --- cheat sheet --------------------------------------------------------------------------

@@ -423,8 +423,9 @@ PAPER_HEIGHT_CM = 29.7
 V_MARGINS_CM = (2.4, 2.6)
 TEXT_HEIGHT_PT = (PAPER_HEIGHT_CM - sum(V_MARGINS_CM)) / 2.54 * 72.27
 # a table estimated taller than this share of the page is set as a longtable, which breaks
-# between rows (a tabular is one box: a long one ran into the foot of the page)
-LONG_TABLE_SHARE = 0.5
+# between rows (a tabular is one box: a long one ran into the foot of the page, a shorter
+# one left the rest of a page blank)
+LONG_TABLE_SHARE = 0.3
 # font sizes a table may be set in, largest first (the body is 10 pt)
 TABLE_SIZES = ((10.0, ""), (9.0, r"\small"), (8.0, r"\footnotesize"))
 # one column's share of the line that Sphinx's tables leave for rules
@@ -586,13 +587,15 @@ def _split_row(line: str) -> list[str]:
 
 
 def size_tables(markdown: str, *, min_columns: int = 3) -> str:
-    """Give every pipe table of ``min_columns`` or more its column widths and font size.
+    """Give every pipe table of ``min_columns`` or more (and every tall one) its column widths
+    and font size.
 
     A ``{tabularcolumns}`` spec with ragged-right columns (``table_layout``) goes before
     the table, and a table set smaller than the text is framed by raw LaTeX that selects
     the size; nothing runs past a column or the margin, and code is never hyphenated. A
     table of the page's own text (not inside a directive, which may be a box) that would
-    fill more than half a page is set as a longtable, which breaks between rows.
+    fill more than ``LONG_TABLE_SHARE`` of a page is set as a longtable, which breaks between
+    rows.
     """
     lines = markdown.split("\n")
     out: list[str] = []
@@ -617,17 +620,18 @@ def size_tables(markdown: str, *, min_columns: int = 3) -> str:
         while j < len(lines) and lines[j].lstrip().startswith("|"):
             j += 1
         rows = [_split_row(line) for k, line in enumerate(lines[i:j]) if k != 1]
-        if max(len(r) for r in rows) < min_columns:
+        top = not fences and not lines[i].startswith((" ", "\t"))
+        command, fractions = table_layout(rows)
+        tall = top and table_height(rows, command, fractions) > LONG_TABLE_SHARE * TEXT_HEIGHT_PT
+        if max(len(r) for r in rows) < min_columns and not tall:
             out += lines[i:j]
             i = j
             continue
-        command, fractions = table_layout(rows)
         spec = "".join(rf">{{\raggedright\arraybackslash}}\Y{{{f:.3f}}}" for f in fractions)
         if command:
             out += ["```{raw} latex", rf"\begingroup{command}", "```", ""]
         out += ["```{tabularcolumns} " + spec, "```", ""]
-        top = not fences and not lines[i].startswith((" ", "\t"))
-        if top and table_height(rows, command, fractions) > LONG_TABLE_SHARE * TEXT_HEIGHT_PT:
+        if tall:
             out += ["````{table}", ":class: longtable", "", *lines[i:j], "````"]
         else:
             out += lines[i:j]

@@ -748,6 +748,21 @@ def test_a_wide_table_gets_widths_that_fit_and_a_smaller_font_only_if_needed():
     assert pn.size_tables("| a | b |\n|---|---|\n| x | y |") == "| a | b |\n|---|---|\n| x | y |"
 
 
+def test_a_tall_table_of_the_page_becomes_a_longtable():
+    row = "| a long enough first cell of text | and a second cell that wraps over lines |"
+    tall = "\n".join(["| a | b |", "|---|---|"] + [row] * 40)
+    out = pn.size_tables(tall)
+    assert "````{table}\n:class: longtable\n" in out and "{tabularcolumns}" in out
+    # inside a directive (a box, which a longtable cannot be in) it stays a tabular
+    boxed = pn.size_tables(f"```{{note}}\n{tall}\n```")
+    assert "longtable" not in boxed
+    bh = importlib.import_module("build_handouts")
+    continued = r"\tablename\ \thetable{} \textendash{} continued from previous page"
+    tex = "\\begin{longtable}{ll}" + continued + "\\end{longtable}"
+    assert bh.fix_longtable_continued(tex) == tex.replace(continued, "continued from previous page")
+    assert bh.fix_longtable_continued(tex.replace("{ll}", "{ll}\\caption{x}")).count("thetable")
+
+
 def test_solutions_lose_their_box_and_admonitions_inside_keep_theirs():
     bh = importlib.import_module("build_handouts")
     tex = (
