@@ -310,12 +310,16 @@ def fix_front_matter(tex: str, title: str = "Welcome") -> str:
 
 
 def break_code_in_tables(tex: str) -> str:
-    """Inline code in table cells may break after ``=`` and ``,``, after a ``(`` that opens a
-    name's arguments (``offset(`` ``log(expected))``) and after the ``/`` of ``school/child``
-    (as ``print_notebooks._cell_widths`` assumes); it is never hyphenated."""
+    """Inline code in table cells may break after ``=`` and ``,``, after the ``(`` of a call
+    of a call (``offset(`` ``log(expected))``, not ``VarCorr(m)``) and after the ``/`` of
+    ``school/child`` (as ``print_notebooks._cell_widths`` assumes); never hyphenated."""
 
     def cell_code(m: re.Match) -> str:
-        inner = re.sub(r"([=,])(?=.)|(?<=\w)([(/])(?=[A-Za-z])", r"\1\2\\allowbreak{}", m.group(1))
+        inner = re.sub(
+            r"([=,])(?=.)|(?<=\w)(\()(?=[A-Za-z](?:\w|\\_|\.)*\()|(?<=\w)(/)(?=[A-Za-z])",
+            r"\1\2\3\\allowbreak{}",
+            m.group(1),
+        )
         return "\\sphinxupquote{" + inner + "}"
 
     def table(m: re.Match) -> str:

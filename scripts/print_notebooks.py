@@ -501,14 +501,30 @@ def _cell_runs(cell: str, head: bool) -> list[tuple[str, str]]:
     return runs
 
 
+def _code_break(runs: list[tuple[str, str]], k: int) -> bool:
+    """Whether code may break after ``runs[k]``, a ``(`` or ``/`` between names.
+
+    After the ``(`` of a call whose argument is itself a call (``offset(`` ``log(x))``, not
+    ``VarCorr(m)``) and after the ``/`` of ``school/child``.
+    """
+    text = runs[k][0]
+    if text not in "(/" or not k or not (runs[k - 1][0].isalnum() or runs[k - 1][0] == "_"):
+        return False
+    name = ""
+    for ch, kind in runs[k + 1 :]:
+        if kind != "code" or not (ch.isalnum() or ch in "_."):
+            return bool(name) and name[0].isalpha() and (text == "/" or ch == "(")
+        name += ch
+    return bool(name) and name[0].isalpha() and text == "/"
+
+
 def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
     """(widest unbreakable piece, whole cell on one line) of a cell, in points at ``size``.
 
-    Lines break at spaces and, in code, after ``=`` and ``,``, after a ``(`` that opens a
-    name's arguments, as in ``offset(`` ``log(expected))``, and after the ``/`` of
-    ``school/child`` (``break_code_in_tables`` of
-    ``build_handouts.py`` allows those breaks), and text after a hyphen; a math span never
-    breaks.
+    Lines break at spaces and, in code, after ``=`` and ``,``, after the ``(`` of a call of
+    a call, as in ``offset(`` ``log(expected))``, and after the ``/`` of ``school/child``
+    (``break_code_in_tables`` of ``build_handouts.py`` allows those breaks), and text after
+    a hyphen; a math span never breaks.
     """
     widest = current = total = 0.0
     runs = _cell_runs(cell, head)
@@ -524,12 +540,7 @@ def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
             widest, current = max(widest, current), 0.0
             continue
         current += w
-        before = runs[k - 1] if k else ("", "")
-        after = runs[k + 1] if k + 1 < len(runs) else ("", "")
-        call = before[0].isalnum() or before[0] == "_"
-        if (
-            kind == "code" and (text in "=," or (text in "(/" and call and after[0].isalpha()))
-        ) or (
+        if (kind == "code" and (text in "=," or _code_break(runs, k))) or (
             kind != "code" and text == "-"  # TeX breaks text after a hyphen
         ):
             widest, current = max(widest, current), 0.0

@@ -736,9 +736,13 @@ def test_a_wide_table_gets_widths_that_fit_and_a_smaller_font_only_if_needed():
         for c, f in enumerate(fractions):
             need = max(pn._cell_widths(r[c], k == 0, points)[0] for k, r in enumerate(rows))
             assert f * pn.LINE_WIDTH_PT - pn.CELL_PADDING_PT >= need - 0.01, (c, rows[0][c])
-    # a code cell breaks after "=", ",", a call's "(" and a path's "/", and nowhere else
+    # code breaks after "=", ",", the "(" of a call of a call and a path's "/", nowhere else
     widest, _ = pn._cell_widths("`offset(log(expected))` and `(1 \\| school/child)`", False, 10)
-    assert abs(widest - len("expected))") * 6) < 1e-9  # offset( log( expected))
+    assert abs(widest - len("log(expected))") * 6) < 1e-9  # offset( log(expected))
+    assert (
+        pn._cell_widths("`VarCorr(m)`", False, 10)[0]
+        == pn._cell_widths("`VarCorr(m)`", False, 10)[1]
+    )
     # a {doc} reference is as wide as the title it prints
     assert (
         pn._cell_widths("{doc}`18-glmm`", False, 10)[1]
