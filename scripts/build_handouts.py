@@ -59,6 +59,7 @@ DEBIAN_PACKAGES = (
     "latexmk texlive-xetex fonts-freefont-otf poppler-utils"
 )
 TOOLS = ("xelatex", "latexmk", "makeindex", "pdfinfo")
+MORE_APPENDICES = "%% mlm-course: more appendices"
 TARGET = "mlm-course"
 EDITIONS = {
     "student": ("", "Student edition: the exercises, without their solutions"),
@@ -234,12 +235,14 @@ def fix_exercise_refs(tex: str) -> str:
 
 
 def fix_parts(tex: str, toc: Toc) -> str:
-    """Part pages say "Part I" and the caption once; the unnumbered part becomes appendices.
+    """Part pages say "Part I" and the caption once; the unnumbered parts are appendices.
 
     Jupyter Book writes ``\\part{Part I: Multilevel models}``, under which LaTeX prints "Part
-    I" again. The reference part (unnumbered in the web book) is set as ``\\appendix``: its
-    chapters are A, B, C, and its part page carries no number.
+    I" again. The unnumbered parts (unnumbered in the web book too) are set as appendices,
+    ``\\appendix`` before the first of them: their chapters are lettered on to the end of the
+    book (A, B in one part, C in the next), and their part pages carry no number.
     """
+    appendix = False
     for part in toc.parts:
         caption = latex_escape(part.caption)
         old = f"\\part{{{caption}}}"
@@ -249,7 +252,11 @@ def fix_parts(tex: str, toc: Toc) -> str:
             short = re.sub(r"^Part\s+[IVXLC]+\s*[:.]\s*", "", caption)
             new = f"\\part{{{short}}}"
         else:
-            new = f"\\appendix\n\\part*{{{caption}}}\\addcontentsline{{toc}}{{part}}{{{caption}}}"
+            new = f"\\part*{{{caption}}}\\addcontentsline{{toc}}{{part}}{{{caption}}}"
+            # the first unnumbered part starts the appendices; those after it go on with
+            # their letters (B, C after A), and say so for the part handouts
+            new = f"\\appendix\n{new}" if not appendix else f"{new}{MORE_APPENDICES}\n"
+            appendix = True
         tex = tex.replace(old, new, 1)
     return tex
 
@@ -460,7 +467,14 @@ def chapters_of(block: str) -> list[str]:
 
 def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: str) -> str:
     """LaTeX source for the handout of part ``index`` (0-based) of the book ``book``."""
-    chapters_before = sum(len(chapters_of(p)) for p in parts[:index] if "\\appendix" not in p)
+    appendices = ["\\appendix" in p or MORE_APPENDICES in p for p in parts]
+    chapters_before = sum(len(chapters_of(p)) for p, a in zip(parts[:index], appendices) if not a)
+    block = parts[index]
+    if MORE_APPENDICES in block:  # letters after those of the appendix parts before it
+        letters_before = sum(len(chapters_of(p)) for p, a in zip(parts[:index], appendices) if a)
+        block = block.replace(
+            MORE_APPENDICES, f"\\appendix\\setcounter{{chapter}}{{{letters_before}}}", 1
+        )
     bibliography = [
         block[block.index("\\begin{sphinxthebibliography}") :].split("\\sphinxstepscope")[0]
         for i, block in enumerate(parts)
@@ -476,7 +490,7 @@ def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: 
         1,
     )
     # the table of contents lists only this part
-    return head + numbering + parts[index] + "".join(bibliography) + "\\end{document}\n"
+    return head + numbering + block + "".join(bibliography) + "\\end{document}\n"
 
 
 def finish(tex: str, toc: Toc) -> str:

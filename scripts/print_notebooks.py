@@ -419,6 +419,9 @@ H_MARGIN_CM = 2.3
 LINE_WIDTH_PT = (PAPER_WIDTH_CM - 2 * H_MARGIN_CM) / 2.54 * 72.27
 # Sphinx's \Y{f} column is f * \linewidth wide, less 2 \tabcolsep (6 pt each) of padding
 CELL_PADDING_PT = 12.0
+# what the widths of FreeSerif's characters (an estimate here) may add up to beyond it: a
+# column sized to "09:00-09:20" exactly broke it at the hyphen
+WIDTH_SLACK_PT = 3.0
 PAPER_HEIGHT_CM = 29.7
 V_MARGINS_CM = (2.4, 2.6)
 TEXT_HEIGHT_PT = (PAPER_HEIGHT_CM - sum(V_MARGINS_CM)) / 2.54 * 72.27
@@ -518,13 +521,18 @@ def _code_break(runs: list[tuple[str, str]], k: int) -> bool:
     return bool(name) and name[0].isalpha() and text == "/"
 
 
+def _between_letters(runs: list[tuple[str, str]], k: int) -> bool:
+    """Whether ``runs[k]`` joins two words (``log-likelihood``; not ``09:00-09:20``)."""
+    return 0 < k < len(runs) - 1 and runs[k - 1][0].isalpha() and runs[k + 1][0].isalpha()
+
+
 def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
     """(widest unbreakable piece, whole cell on one line) of a cell, in points at ``size``.
 
     Lines break at spaces and, in code, after ``=`` and ``,``, after the ``(`` of a call of
     a call, as in ``offset(`` ``log(expected))``, and after the ``/`` of ``school/child``
     (``break_code_in_tables`` of ``build_handouts.py`` allows those breaks), and text after
-    a hyphen; a math span never breaks.
+    the hyphen of two joined words; a math span never breaks.
     """
     widest = current = total = 0.0
     runs = _cell_runs(cell, head)
@@ -541,7 +549,7 @@ def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
             continue
         current += w
         if (kind == "code" and (text in "=," or _code_break(runs, k))) or (
-            kind != "code" and text == "-"  # TeX breaks text after a hyphen
+            kind != "code" and text == "-" and _between_letters(runs, k)  # log-likelihood
         ):
             widest, current = max(widest, current), 0.0
     return max(widest, current), total
@@ -565,6 +573,10 @@ def table_layout(rows: list[list[str]]) -> tuple[str, list[float]]:
                 nats[c] = max(nats[c], hi + CELL_PADDING_PT)
         if sum(mins) <= avail:
             break
+    # a little room beyond the estimate, as far as the line has it at this size
+    slack = min(WIDTH_SLACK_PT, max(0.0, (avail - sum(mins)) / ncol))
+    mins = [m + slack for m in mins]
+    nats = [n + slack for n in nats]
     if sum(nats) <= avail:
         widths = [n * avail / sum(nats) for n in nats]
     else:
