@@ -335,6 +335,15 @@ def break_code_in_tables(tex: str) -> str:
     return re.sub(r"(?s)\\begin\{(tabular|tabulary|longtable)\}.*?\\end\{\1\}", table, tex)
 
 
+def drop_empty_cell_lines(tex: str) -> str:
+    """An empty table cell is empty: Sphinx starts a paragraph in it, a blank line."""
+
+    def table(m: re.Match) -> str:
+        return re.sub(r"\\sphinxAtStartPar\n\n(?=\\\\\n|&)", "", m.group(0))
+
+    return re.sub(r"(?s)\\begin\{(tabular|tabulary|longtable)\}.*?\\end\{\1\}", table, tex)
+
+
 def fix_longtable_continued(tex: str) -> str:
     """A longtable without a caption says "continued from previous page", not "Table 1.1 -"."""
 
@@ -496,7 +505,7 @@ def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: 
 def finish(tex: str, toc: Toc) -> str:
     tex = fix_parts(fix_exercise_refs(tex), toc)
     tex = break_code_in_tables(fix_bibliography(fix_front_matter(tex)))
-    return unframe_solutions(fix_longtable_continued(tex))
+    return unframe_solutions(fix_longtable_continued(drop_empty_cell_lines(tex)))
 
 
 # --- cheat sheet --------------------------------------------------------------------------

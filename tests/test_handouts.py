@@ -765,6 +765,9 @@ def test_a_tall_table_of_the_page_becomes_a_longtable():
     tex = "\\begin{longtable}{ll}" + continued + "\\end{longtable}"
     assert bh.fix_longtable_continued(tex) == tex.replace(continued, "continued from previous page")
     assert bh.fix_longtable_continued(tex.replace("{ll}", "{ll}\\caption{x}")).count("thetable")
+    # an empty cell adds no blank line to its row
+    row = "\\begin{longtable}{ll}\n\\sphinxAtStartPar\nBreak\n&\n\\sphinxAtStartPar\n\n\\\\\n\\end{longtable}"
+    assert bh.drop_empty_cell_lines(row) == row.replace("\\sphinxAtStartPar\n\n", "")
 
 
 def test_solutions_lose_their_box_and_admonitions_inside_keep_theirs():
