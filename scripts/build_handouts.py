@@ -59,6 +59,7 @@ DEBIAN_PACKAGES = (
     "latexmk texlive-xetex fonts-freefont-otf poppler-utils"
 )
 TOOLS = ("xelatex", "latexmk", "makeindex", "pdfinfo")
+MORE_APPENDICES = "%% mlm-course: more appendices"
 TARGET = "mlm-course"
 EDITIONS = {
     "student": ("", "Student edition: the exercises, without their solutions"),
@@ -171,8 +172,9 @@ def stage(root: Path, dest: Path) -> dict[str, dict[str, int]]:
                 _write_if_changed(dest / folder / path.name, path.read_text(encoding="utf-8"))
     results = root / "benchmarks" / "results"  # tables the teaching page reads (csv-table)
     for path in sorted(results.glob("*.csv")):
-        _write_if_changed(dest / "benchmarks" / "results" / path.name,
-                          path.read_text(encoding="utf-8"))
+        _write_if_changed(
+            dest / "benchmarks" / "results" / path.name, path.read_text(encoding="utf-8")
+        )
     assets = dest / "assets"  # html_static_path must exist, though LaTeX does not use it
     if not assets.exists() and (root / "assets").exists():
         assets.symlink_to((root / "assets").resolve(), target_is_directory=True)
@@ -233,12 +235,14 @@ def fix_exercise_refs(tex: str) -> str:
 
 
 def fix_parts(tex: str, toc: Toc) -> str:
-    """Part pages say "Part I" and the caption once; the unnumbered part becomes appendices.
+    """Part pages say "Part I" and the caption once; the unnumbered parts are appendices.
 
     Jupyter Book writes ``\\part{Part I: Multilevel models}``, under which LaTeX prints "Part
-    I" again. The reference part (unnumbered in the web book) is set as ``\\appendix``: its
-    chapters are A, B, C, and its part page carries no number.
+    I" again. The unnumbered parts (unnumbered in the web book too) are set as appendices,
+    ``\\appendix`` before the first of them: their chapters are lettered on to the end of the
+    book (A, B in one part, C in the next), and their part pages carry no number.
     """
+    appendix = False
     for part in toc.parts:
         caption = latex_escape(part.caption)
         old = f"\\part{{{caption}}}"
@@ -248,7 +252,11 @@ def fix_parts(tex: str, toc: Toc) -> str:
             short = re.sub(r"^Part\s+[IVXLC]+\s*[:.]\s*", "", caption)
             new = f"\\part{{{short}}}"
         else:
-            new = f"\\appendix\n\\part*{{{caption}}}\\addcontentsline{{toc}}{{part}}{{{caption}}}"
+            new = f"\\part*{{{caption}}}\\addcontentsline{{toc}}{{part}}{{{caption}}}"
+            # the first unnumbered part starts the appendices; those after it go on with
+            # their letters (B, C after A), and say so for the part handouts
+            new = f"\\appendix\n{new}" if not appendix else f"{new}{MORE_APPENDICES}\n"
+            appendix = True
         tex = tex.replace(old, new, 1)
     return tex
 
@@ -309,16 +317,44 @@ def fix_front_matter(tex: str, title: str = "Welcome") -> str:
 
 
 def break_code_in_tables(tex: str) -> str:
-    """Inline code in table cells may break after ``=`` and ``,`` (never hyphenated)."""
+    """Inline code in table cells may break after ``=`` and ``,``, after the ``(`` of a call
+    of a call (``offset(`` ``log(expected))``, not ``VarCorr(m)``) and after the ``/`` of
+    ``school/child`` (as ``print_notebooks._cell_widths`` assumes); never hyphenated."""
 
     def cell_code(m: re.Match) -> str:
-        inner = re.sub(r"([=,])(?=.)", r"\1\\allowbreak{}", m.group(1))
+        inner = re.sub(
+            r"([=,])(?=.)|(?<=\w)(\()(?=[A-Za-z](?:\w|\\_|\.)*\()|(?<=\w)(/)(?=[A-Za-z])",
+            r"\1\2\3\\allowbreak{}",
+            m.group(1),
+        )
         return "\\sphinxupquote{" + inner + "}"
 
     def table(m: re.Match) -> str:
         return re.sub(r"\\sphinxupquote\{((?:[^{}]|\\[{}]|\{[^{}]*\})*)\}", cell_code, m.group(0))
 
-    return re.sub(r"(?s)\\begin\{(tabular|tabulary)\}.*?\\end\{\1\}", table, tex)
+    return re.sub(r"(?s)\\begin\{(tabular|tabulary|longtable)\}.*?\\end\{\1\}", table, tex)
+
+
+def drop_empty_cell_lines(tex: str) -> str:
+    """An empty table cell is empty: Sphinx starts a paragraph in it, a blank line."""
+
+    def table(m: re.Match) -> str:
+        return re.sub(r"\\sphinxAtStartPar\n\n(?=\\\\\n|&)", "", m.group(0))
+
+    return re.sub(r"(?s)\\begin\{(tabular|tabulary|longtable)\}.*?\\end\{\1\}", table, tex)
+
+
+def fix_longtable_continued(tex: str) -> str:
+    """A longtable without a caption says "continued from previous page", not "Table 1.1 -"."""
+
+    def table(m: re.Match) -> str:
+        if "\\caption" in m.group(0):
+            return m.group(0)
+        return m.group(0).replace(
+            "\\tablename\\ \\thetable{} \\textendash{} continued", "continued"
+        )
+
+    return re.sub(r"(?s)\\begin\{longtable\}.*?\\end\{longtable\}", table, tex)
 
 
 def latex_escape(text: str) -> str:
@@ -440,7 +476,14 @@ def chapters_of(block: str) -> list[str]:
 
 def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: str) -> str:
     """LaTeX source for the handout of part ``index`` (0-based) of the book ``book``."""
-    chapters_before = sum(len(chapters_of(p)) for p in parts[:index] if "\\appendix" not in p)
+    appendices = ["\\appendix" in p or MORE_APPENDICES in p for p in parts]
+    chapters_before = sum(len(chapters_of(p)) for p, a in zip(parts[:index], appendices) if not a)
+    block = parts[index]
+    if MORE_APPENDICES in block:  # letters after those of the appendix parts before it
+        letters_before = sum(len(chapters_of(p)) for p, a in zip(parts[:index], appendices) if a)
+        block = block.replace(
+            MORE_APPENDICES, f"\\appendix\\setcounter{{chapter}}{{{letters_before}}}", 1
+        )
     bibliography = [
         block[block.index("\\begin{sphinxthebibliography}") :].split("\\sphinxstepscope")[0]
         for i, block in enumerate(parts)
@@ -456,12 +499,13 @@ def part_tex(head: str, parts: list[str], index: int, book: str, settings_text: 
         1,
     )
     # the table of contents lists only this part
-    return head + numbering + parts[index] + "".join(bibliography) + "\\end{document}\n"
+    return head + numbering + block + "".join(bibliography) + "\\end{document}\n"
 
 
 def finish(tex: str, toc: Toc) -> str:
     tex = fix_parts(fix_exercise_refs(tex), toc)
-    return unframe_solutions(break_code_in_tables(fix_bibliography(fix_front_matter(tex))))
+    tex = break_code_in_tables(fix_bibliography(fix_front_matter(tex)))
+    return unframe_solutions(fix_longtable_continued(drop_empty_cell_lines(tex)))
 
 
 # --- cheat sheet --------------------------------------------------------------------------

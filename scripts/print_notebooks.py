@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
+import math
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nbformat
 from render_notebooks import _find_block
@@ -416,6 +419,16 @@ H_MARGIN_CM = 2.3
 LINE_WIDTH_PT = (PAPER_WIDTH_CM - 2 * H_MARGIN_CM) / 2.54 * 72.27
 # Sphinx's \Y{f} column is f * \linewidth wide, less 2 \tabcolsep (6 pt each) of padding
 CELL_PADDING_PT = 12.0
+# what the widths of FreeSerif's characters (an estimate here) may add up to beyond it: a
+# column sized to "09:00-09:20" exactly broke it at the hyphen
+WIDTH_SLACK_PT = 3.0
+PAPER_HEIGHT_CM = 29.7
+V_MARGINS_CM = (2.4, 2.6)
+TEXT_HEIGHT_PT = (PAPER_HEIGHT_CM - sum(V_MARGINS_CM)) / 2.54 * 72.27
+# a table estimated taller than this share of the page is set as a longtable, which breaks
+# between rows (a tabular is one box: a long one ran into the foot of the page, a shorter
+# one left the rest of a page blank)
+LONG_TABLE_SHARE = 0.3
 # font sizes a table may be set in, largest first (the body is 10 pt)
 TABLE_SIZES = ((10.0, ""), (9.0, r"\small"), (8.0, r"\footnotesize"))
 # one column's share of the line that Sphinx's tables leave for rules
@@ -445,11 +458,34 @@ def _math_text(tex: str) -> str:
     return re.sub(r"[{}^_]", "", tex)
 
 
+BOOK = Path(__file__).resolve().parent.parent / "book"
+
+
+@functools.lru_cache(maxsize=None)
+def _doc_title(name: str) -> str:
+    """The title a ``{doc}`` reference prints: the page's first level-1 heading."""
+    for path in (BOOK / f"{name}.md", BOOK / f"{name}.ipynb"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".md":
+            sources = [path.read_text(encoding="utf-8")]
+        else:
+            nb = nbformat.read(path, as_version=4)
+            sources = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        for source in sources:
+            m = re.search(r"(?m)^# +(.+?)\s*$", source)
+            if m:
+                return m.group(1)
+    return name
+
+
 def _cell_runs(cell: str, head: bool) -> list[tuple[str, str]]:
     """A Markdown table cell as characters with their font: (char, code|math|head|text)."""
     base = "head" if head else "text"
     runs: list[tuple[str, str]] = []
     # MyST roles by roughly what they print
+    cell = re.sub(r"\{doc\}`([^`<]*)<[^`]*>`", r"\1", cell)  # {doc}`text <page>`
+    cell = re.sub(r"\{doc\}`([^`]*)`", lambda m: _doc_title(m.group(1).strip()), cell)
     cell = re.sub(r"\{eq\}`[^`]*`", "(00.0)", cell)
     cell = re.sub(r"\{numref\}`[^`]*`", "Fig. 00.0", cell)
     cell = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", "0.000", cell)
@@ -468,14 +504,39 @@ def _cell_runs(cell: str, head: bool) -> list[tuple[str, str]]:
     return runs
 
 
+def _code_break(runs: list[tuple[str, str]], k: int) -> bool:
+    """Whether code may break after ``runs[k]``, a ``(`` or ``/`` between names.
+
+    After the ``(`` of a call whose argument is itself a call (``offset(`` ``log(x))``, not
+    ``VarCorr(m)``) and after the ``/`` of ``school/child``.
+    """
+    text = runs[k][0]
+    if text not in "(/" or not k or not (runs[k - 1][0].isalnum() or runs[k - 1][0] == "_"):
+        return False
+    name = ""
+    for ch, kind in runs[k + 1 :]:
+        if kind != "code" or not (ch.isalnum() or ch in "_."):
+            return bool(name) and name[0].isalpha() and (text == "/" or ch == "(")
+        name += ch
+    return bool(name) and name[0].isalpha() and text == "/"
+
+
+def _between_letters(runs: list[tuple[str, str]], k: int) -> bool:
+    """Whether ``runs[k]`` joins two words (``log-likelihood``; not ``09:00-09:20``)."""
+    return 0 < k < len(runs) - 1 and runs[k - 1][0].isalpha() and runs[k + 1][0].isalpha()
+
+
 def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
     """(widest unbreakable piece, whole cell on one line) of a cell, in points at ``size``.
 
-    Lines break at spaces and, in code, after ``=`` and ``,`` (``break_code_in_tables`` of
-    ``build_handouts.py`` allows those breaks); a math span never breaks.
+    Lines break at spaces and, in code, after ``=`` and ``,``, after the ``(`` of a call of
+    a call, as in ``offset(`` ``log(expected))``, and after the ``/`` of ``school/child``
+    (``break_code_in_tables`` of ``build_handouts.py`` allows those breaks), and text after
+    the hyphen of two joined words; a math span never breaks.
     """
     widest = current = total = 0.0
-    for text, kind in _cell_runs(cell, head):
+    runs = _cell_runs(cell, head)
+    for k, (text, kind) in enumerate(runs):
         if kind == "math":
             w = 0.55 * len(text) * size
             current += w
@@ -487,7 +548,9 @@ def _cell_widths(cell: str, head: bool, size: float) -> tuple[float, float]:
             widest, current = max(widest, current), 0.0
             continue
         current += w
-        if kind == "code" and text in "=,":
+        if (kind == "code" and (text in "=," or _code_break(runs, k))) or (
+            kind != "code" and text == "-" and _between_letters(runs, k)  # log-likelihood
+        ):
             widest, current = max(widest, current), 0.0
     return max(widest, current), total
 
@@ -510,6 +573,10 @@ def table_layout(rows: list[list[str]]) -> tuple[str, list[float]]:
                 nats[c] = max(nats[c], hi + CELL_PADDING_PT)
         if sum(mins) <= avail:
             break
+    # a little room beyond the estimate, as far as the line has it at this size
+    slack = min(WIDTH_SLACK_PT, max(0.0, (avail - sum(mins)) / ncol))
+    mins = [m + slack for m in mins]
+    nats = [n + slack for n in nats]
     if sum(nats) <= avail:
         widths = [n * avail / sum(nats) for n in nats]
     else:
@@ -519,19 +586,43 @@ def table_layout(rows: list[list[str]]) -> tuple[str, list[float]]:
     return command, [w / LINE_WIDTH_PT for w in widths]
 
 
+def table_height(rows: list[list[str]], command: str, fractions: list[float]) -> float:
+    """Roughly how tall a pipe table prints, in points, with ``table_layout``'s layout."""
+    size = {c: s for s, c in TABLE_SIZES}[command]
+    height = 0.0
+    for k, row in enumerate(rows):
+        lines = 1
+        for c, cell in enumerate(row):
+            room = max(fractions[c] * LINE_WIDTH_PT - CELL_PADDING_PT, 1.0)
+            lines = max(lines, math.ceil(_cell_widths(cell, k == 0, size)[1] / room))
+        height += lines * 1.2 * size + 4.0  # the lines, and the row's padding and rule
+    return height
+
+
+def _fence(line: str) -> tuple[str, str] | None:
+    """(the fence, what follows it) if ``line`` opens or closes a fenced block."""
+    m = re.match(r"^\s*(`{3,}|:{3,})(.*)$", line)
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
 def _split_row(line: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def size_tables(markdown: str, *, min_columns: int = 3) -> str:
-    """Give every pipe table of ``min_columns`` or more its column widths and font size.
+    """Give every pipe table of ``min_columns`` or more (and every tall one) its column widths
+    and font size.
 
     A ``{tabularcolumns}`` spec with ragged-right columns (``table_layout``) goes before
     the table, and a table set smaller than the text is framed by raw LaTeX that selects
-    the size; nothing runs past a column or the margin, and code is never hyphenated.
+    the size; nothing runs past a column or the margin, and code is never hyphenated. A
+    table of the page's own text (not inside a directive, which may be a box) that would
+    fill more than ``LONG_TABLE_SHARE`` of a page is set as a longtable, which breaks between
+    rows.
     """
     lines = markdown.split("\n")
     out: list[str] = []
+    fences: list[str] = []  # the fenced blocks the line is inside
     i = 0
     while i < len(lines):
         is_table = (
@@ -540,6 +631,11 @@ def size_tables(markdown: str, *, min_columns: int = 3) -> str:
             and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1])
         )
         if not is_table:
+            fence = _fence(lines[i])
+            if fence and fences and fence[0] == fences[-1] and not fence[1]:
+                fences.pop()
+            elif fence and not (fences and fences[-1].startswith("`")):  # not inside code
+                fences.append(fence[0])
             out.append(lines[i])
             i += 1
             continue
@@ -547,16 +643,21 @@ def size_tables(markdown: str, *, min_columns: int = 3) -> str:
         while j < len(lines) and lines[j].lstrip().startswith("|"):
             j += 1
         rows = [_split_row(line) for k, line in enumerate(lines[i:j]) if k != 1]
-        if max(len(r) for r in rows) < min_columns:
+        top = not fences and not lines[i].startswith((" ", "\t"))
+        command, fractions = table_layout(rows)
+        tall = top and table_height(rows, command, fractions) > LONG_TABLE_SHARE * TEXT_HEIGHT_PT
+        if max(len(r) for r in rows) < min_columns and not tall:
             out += lines[i:j]
             i = j
             continue
-        command, fractions = table_layout(rows)
         spec = "".join(rf">{{\raggedright\arraybackslash}}\Y{{{f:.3f}}}" for f in fractions)
         if command:
             out += ["```{raw} latex", rf"\begingroup{command}", "```", ""]
         out += ["```{tabularcolumns} " + spec, "```", ""]
-        out += lines[i:j]
+        if tall:
+            out += ["````{table}", ":class: longtable", "", *lines[i:j], "````"]
+        else:
+            out += lines[i:j]
         if command:
             out += ["", "```{raw} latex", r"\endgroup", "```"]
         i = j

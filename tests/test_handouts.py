@@ -274,13 +274,14 @@ def _solution_samples() -> list[str]:
             src = cell.source
             for block in re.findall(r"(?s)(`{3,}|:{3,})\{solution\}[^\n]*\n(.*?)\n\1", src):
                 samples += block[1].splitlines()
-            if "{solution-start}" in src:
-                inside = True
-                src = src.split("{solution-start}", 1)[1].split("\n", 1)[-1]
+            # the markers in their order: a cell may end one span and start the next
+            pieces = re.split(r"\{solution-(start|end)\}", src)
             if inside:
-                samples += src.split("{solution-end}", 1)[0].splitlines()
-            if "{solution-end}" in cell.source:
-                inside = False
+                samples += pieces[0].splitlines()
+            for marker, text in zip(pieces[1::2], pieces[2::2]):
+                inside = marker == "start"
+                if inside:
+                    samples += text.split("\n", 1)[-1].splitlines()  # past the marker's line
     return [
         line.strip()
         for line in samples
@@ -300,10 +301,9 @@ def _visible_outputs(kind: str) -> tuple[int, int]:
         inside = False
         for cell in nbformat.read(page.path, as_version=4).cells:
             if cell.cell_type == "markdown":
-                if "{solution-start}" in cell.source:
-                    inside = True
-                if "{solution-end}" in cell.source:
-                    inside = False
+                # the last marker counts: a cell may end one span and start the next
+                markers = re.findall(r"\{solution-(start|end)\}", cell.source)
+                inside = markers[-1] == "start" if markers else inside
                 continue
             tags = cell.metadata.get("tags", [])
             if cell.cell_type != "code" or {"remove-cell", "remove-output"} & set(tags):
@@ -531,17 +531,27 @@ def test_no_text_runs_into_the_foot_or_past_the_margin(manifest):
             assert not wide, f"{doc['pdf']}, page {n}: text in the margin at {wide[0]}"
 
 
-def test_cross_walk_table_keeps_every_code_cell_whole(manifest):
+def _options_tables() -> list[str]:
+    """The pipe tables of the cross-walk's "Options at a glance" (linear models, GLMMs)."""
     source = (ROOT / "book" / "appendix-crosswalk.md").read_text()
-    table = source[source.index("## Options at a glance") :].split("\n\n")[1]
-    codes = {c.replace("\\|", "|") for c in re.findall(r"`([^`]+)`", table)}
-    assert "fit(reml=True / False)" in codes
+    section = source[source.index("## Options at a glance") :].split("\n## ")[0]
+    return [b for b in section.split("\n\n") if b.lstrip().startswith("|")]
+
+
+def test_cross_walk_table_keeps_every_code_cell_whole(manifest):
+    tables = _options_tables()
+    assert len(tables) == 2
+    codes = {c.replace("\\|", "|") for t in tables for c in re.findall(r"`([^`]+)`", t)}
+    assert "fit(reml=True / False)" in codes and "fit.rate_ratios()" in codes
     for doc in _handouts(manifest):
         if "Software cross-walk" not in doc.get("chapters", []):
             continue
         # reading order (not -layout), in which a cell's lines follow one another
         pages = _raw_text(OUT / doc["pdf"]).split("\f")
-        page = _squeeze(next(p for p in pages if re.search(r"(?m)^\S+ Options at a glance$", p)))
+        first = next(
+            k for k, p in enumerate(pages) if re.search(r"(?m)^\S+ Options at a glance$", p)
+        )
+        page = _squeeze("".join(pages[first : first + 2]))  # the tables may go on overleaf
         missing = [c for c in sorted(codes) if _squeeze(c) not in page]
         assert not missing, f"{doc['pdf']}: cut or hyphenated: {missing}"
 
@@ -718,17 +728,46 @@ def test_a_wide_table_gets_widths_that_fit_and_a_smaller_font_only_if_needed():
     assert len(widths) == 6 and sum(widths) <= pn.USABLE + 1e-3
     # each column holds its longest word at 9 pt
     assert all(w * pn.LINE_WIDTH_PT - pn.CELL_PADDING_PT >= 11 * 0.6 * 9 - 0.01 for w in widths)
-    # the cross-walk table of the book: every column holds its longest unbreakable piece
-    source = (ROOT / "book" / "appendix-crosswalk.md").read_text()
-    table = source[source.index("## Options at a glance") :].split("\n\n")[1]
-    rows = [pn._split_row(r) for k, r in enumerate(table.splitlines()) if k != 1]
-    command, fractions = pn.table_layout(rows)
-    points = {c: s for s, c in pn.TABLE_SIZES}[command]
-    for c, f in enumerate(fractions):
-        need = max(pn._cell_widths(r[c], k == 0, points)[0] for k, r in enumerate(rows))
-        assert f * pn.LINE_WIDTH_PT - pn.CELL_PADDING_PT >= need - 0.01, (c, rows[0][c])
+    # the cross-walk tables of the book: every column holds its longest unbreakable piece
+    for table in _options_tables():
+        rows = [pn._split_row(r) for k, r in enumerate(table.splitlines()) if k != 1]
+        command, fractions = pn.table_layout(rows)
+        points = {c: s for s, c in pn.TABLE_SIZES}[command]
+        for c, f in enumerate(fractions):
+            need = max(pn._cell_widths(r[c], k == 0, points)[0] for k, r in enumerate(rows))
+            assert f * pn.LINE_WIDTH_PT - pn.CELL_PADDING_PT >= need - 0.01, (c, rows[0][c])
+    # code breaks after "=", ",", the "(" of a call of a call and a path's "/", nowhere else
+    widest, _ = pn._cell_widths("`offset(log(expected))` and `(1 \\| school/child)`", False, 10)
+    assert abs(widest - len("log(expected))") * 6) < 1e-9  # offset( log(expected))
+    assert (
+        pn._cell_widths("`VarCorr(m)`", False, 10)[0]
+        == pn._cell_widths("`VarCorr(m)`", False, 10)[1]
+    )
+    # a {doc} reference is as wide as the title it prints
+    assert (
+        pn._cell_widths("{doc}`18-glmm`", False, 10)[1]
+        > 2 * pn._cell_widths("18-glmm", False, 10)[1]
+    )
     # two columns are left as they are
     assert pn.size_tables("| a | b |\n|---|---|\n| x | y |") == "| a | b |\n|---|---|\n| x | y |"
+
+
+def test_a_tall_table_of_the_page_becomes_a_longtable():
+    row = "| a long enough first cell of text | and a second cell that wraps over lines |"
+    tall = "\n".join(["| a | b |", "|---|---|"] + [row] * 40)
+    out = pn.size_tables(tall)
+    assert "````{table}\n:class: longtable\n" in out and "{tabularcolumns}" in out
+    # inside a directive (a box, which a longtable cannot be in) it stays a tabular
+    boxed = pn.size_tables(f"```{{note}}\n{tall}\n```")
+    assert "longtable" not in boxed
+    bh = importlib.import_module("build_handouts")
+    continued = r"\tablename\ \thetable{} \textendash{} continued from previous page"
+    tex = "\\begin{longtable}{ll}" + continued + "\\end{longtable}"
+    assert bh.fix_longtable_continued(tex) == tex.replace(continued, "continued from previous page")
+    assert bh.fix_longtable_continued(tex.replace("{ll}", "{ll}\\caption{x}")).count("thetable")
+    # an empty cell adds no blank line to its row
+    row = "\\begin{longtable}{ll}\n\\sphinxAtStartPar\nBreak\n&\n\\sphinxAtStartPar\n\n\\\\\n\\end{longtable}"
+    assert bh.drop_empty_cell_lines(row) == row.replace("\\sphinxAtStartPar\n\n", "")
 
 
 def test_solutions_lose_their_box_and_admonitions_inside_keep_theirs():
