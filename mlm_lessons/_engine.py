@@ -225,6 +225,12 @@ def _bincount_products(codes, A, B, J, w=None):
     ``B`` may be a list of matrices (their columns side by side), which saves stacking
     them for millions of rows. Columns of ones are not multiplied.
     """
+    if w is not None and not isinstance(B, list):
+        n, qa, qb = A.shape[0], A.shape[1], B.shape[1]
+        if qa * qb >= 6 and n <= 1000:  # many small sums: one bincount over all products
+            P = (A * w[:, None])[:, :, None] * B[:, None, :]  # same products, same order
+            idx = (codes[:, None] * (qa * qb) + np.arange(qa * qb)).ravel()
+            return np.bincount(idx, P.ravel(), minlength=J * qa * qb).reshape(J, qa, qb)
     cols_b = [M[:, c] for M in (B if isinstance(B, list) else [B]) for c in range(M.shape[1])]
     out = np.empty((J, A.shape[1], len(cols_b)))
     for a in range(A.shape[1]):
@@ -296,10 +302,17 @@ class Factor:
         return self.LF.shape[0] - 1
 
     def beta(self) -> np.ndarray:
+        cached = self.__dict__.get("_beta")
+        if cached is not None:  # the modes and PIRLS both ask for it
+            return cached.copy()
         p = self.p
         if p == 0:
             return np.zeros(0)
-        return linalg.solve_triangular(self.LF[:p, :p].T, self.LF[p, :p], lower=False)
+        # LF comes from a Cholesky that succeeded: finite, so scipy's check is skipped
+        b = linalg.solve_triangular(self.LF[:p, :p].T, self.LF[p, :p], lower=False,
+                                    check_finite=False)
+        self._beta = b
+        return b.copy()
 
     def XtVinvX(self) -> np.ndarray:
         """``R_X R_X'`` = X' V^-1 X (V relative to sigma2)."""
