@@ -9,7 +9,8 @@ Run: make bench   (or .venv/bin/python benchmarks/run.py [--reps 20] [--no-large
    lme4's median when R with lme4 is installed (benchmarks/lme4_timing.R, same run).
 2. Every fit of the lme4 reference suite (tests/reference/lme4_suite.json): our median over
    --suite-reps calls and lme4's (benchmarks/lme4_suite_timing.R, same run), their ratio,
-   and the median and worst ratio over the suite.
+   and the median and worst ratio over the suite; the table goes to
+   benchmarks/results/lme4_suite.csv.
 3. A 1,000,000-row, 10,000-group random-slope fit on ill-conditioned data (a predictor on a
    raw scale of tens), and the crossed InstEval fit of the suite (73,421 rows, 2,972 x 1,128
    levels) against lme4.
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import subprocess
 import time
@@ -172,6 +175,15 @@ def suite(reps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _write_table(table: pd.DataFrame, name: str, *comments: str) -> None:
+    """The table as benchmarks/results/<name>, with '#' lines saying how it was measured."""
+    out = ROOT / "benchmarks" / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        f.writelines(f"# {c}\n" for c in comments)
+        table.to_csv(f, index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20)
@@ -192,9 +204,16 @@ def main() -> None:
         ratio = table["ratio"].dropna()
         if len(ratio):
             worst = table.loc[ratio.idxmax()]
-            print(f"ratio mlm_lessons / lme4: median {ratio.median():.3f}, worst "
-                  f"{ratio.max():.3f} ({worst['id']}), fits at or below lme4's time: "
-                  f"{int((ratio <= 1).sum())} of {len(ratio)}")
+            summary = (f"ratio mlm_lessons / lme4: median {ratio.median():.3f}, worst "
+                       f"{ratio.max():.3f} ({worst['id']}), fits at or below lme4's time: "
+                       f"{int((ratio <= 1).sum())} of {len(ratio)}")
+            print(summary)
+            _write_table(table, "lme4_suite.csv",
+                         f"fit_mixed and lmer (default controls) on "
+                         f"tests/reference/lme4_suite.json: median of {args.suite_reps} calls "
+                         f"each, same run; {platform.machine()}, Python "
+                         f"{platform.python_version()}, load average "
+                         f"{os.getloadavg()[0]:.1f} at the end", summary)
     if not args.no_large:
         print("\nLarge random-slope fit:", large())
         print("Large random-slope fit, raw scale:", large_raw_scale())

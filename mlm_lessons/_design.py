@@ -211,6 +211,28 @@ def _simple_terms(rhs: str, data: pd.DataFrame):
     return intercept, terms
 
 
+def _with_categories(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with the text columns that ``rhs`` names as pandas categoricals.
+
+    patsy finds the levels of a text column by looking at every value in Python (a few
+    hundred milliseconds for ten thousand rows); of a categorical it reads the categories.
+    The levels, their (sorted) order, the columns and their names are the same.
+    """
+    text = [c for c in data.columns
+            if isinstance(c, str) and (pd.api.types.is_object_dtype(data[c].dtype)
+                                       or pd.api.types.is_string_dtype(data[c].dtype))
+            and re.search(rf"(?<![\w.]){re.escape(c)}(?![\w])", rhs)]
+    if not text:
+        return data
+    converted = {}
+    for c in text:
+        values = data[c]
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":
+            continue  # missing values and mixed types: patsy and the checks say what is wrong
+        converted[c] = pd.Categorical(values)
+    return data.assign(**converted) if converted else data
+
+
 def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarray]:
     """A :class:`MatrixBuilder` for ``rhs`` and its matrix on ``data``.
 
@@ -226,8 +248,8 @@ def make_builder(rhs: str, data: pd.DataFrame) -> tuple[MatrixBuilder, np.ndarra
         return builder, builder.build(data)
     try:
         with np.errstate(divide="ignore", invalid="ignore"):  # check_design names the inf
-            mat = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise",
-                                eval_env=_EVAL_ENV)
+            mat = patsy.dmatrix(rhs, _with_categories(rhs, data), return_type="dataframe",
+                                NA_action="raise", eval_env=_EVAL_ENV)
     except patsy.PatsyError as err:
         raise ValueError(f"cannot evaluate {rhs!r} on the data: {err}") from None
     builder = MatrixBuilder(names=tuple(mat.columns), intercept="Intercept" in mat.columns,

@@ -327,3 +327,25 @@ def test_the_fast_design_builder_equals_patsy(rhs):
     np.testing.assert_allclose(X, mat.to_numpy(), rtol=1e-15)
     np.testing.assert_allclose(builder.build(DATA.iloc[::-1]), mat.to_numpy()[::-1],
                                rtol=1e-15)
+
+
+@pytest.mark.parametrize("rhs", ["kind", "x + kind", "kind * x", "C(kind) + tag", "0 + kind:tag"])
+def test_text_columns_give_patsy_s_columns_and_the_data_is_untouched(rhs):
+    """Text columns go to patsy as categoricals (their levels are read, not sniffed value by
+    value): the same columns, names and order as patsy on the text, and the same matrix from
+    the stored builder on new text data; the caller's frame keeps its dtypes."""
+    import patsy
+
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({
+        "x": rng.normal(size=60),
+        "kind": rng.choice(["b", "a", "B", "ä", "a b", "10", "9"], size=60),
+        "tag": rng.choice(["on", "off"], size=60),
+    })
+    before = data.copy()
+    mat = patsy.dmatrix(rhs, data, return_type="dataframe", eval_env=_design._EVAL_ENV)
+    builder, X = _design.make_builder(rhs, data)
+    assert list(builder.names) == list(mat.columns)
+    np.testing.assert_array_equal(X, mat.to_numpy())
+    np.testing.assert_array_equal(builder.build(data.iloc[::-1]), mat.to_numpy()[::-1])
+    pd.testing.assert_frame_equal(data, before)
