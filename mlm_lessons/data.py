@@ -417,6 +417,15 @@ _REFERENCES: dict[str, _Reference] = {
         "and Beyond models of chapter 4",
         "raudenbush_bryk_2002.csv",
     ),
+    "lme4_hsb": _Reference(
+        "lme4's numbers for the High School and Beyond models that chapters 9 and 10 cite",
+        "lme4_hsb.csv",
+    ),
+    "lme4_egsingle": _Reference(
+        "lme4's three-level fits of egsingle (growth within children within schools), for "
+        "chapter 17",
+        "lme4_egsingle.csv",
+    ),
 }
 
 
@@ -437,7 +446,10 @@ def load_reference(name: str = "raudenbush_bryk_2002") -> pd.DataFrame:
         Beyond data (:func:`load_dataset` ``("hsb")``). The values are transcribed to the
         two decimals the book prints; the notes give lme4 1.1-31's REML estimate of each
         quantity and say where a published value is not the REML optimum (tau11 of Tables
-        4.4 and 4.5, sigma2 of Table 4.5).
+        4.4 and 4.5, sigma2 of Table 4.5). ``"lme4_hsb"`` and ``"lme4_egsingle"`` hold
+        lme4 1.1-31's estimates that chapters 9, 10 and 17 compare with (columns ``model,
+        method, quantity, lme4``), copied from the R output in the repository's
+        ``tests/reference/``.
 
     Returns
     -------

@@ -217,3 +217,19 @@ def test_penicillin_is_fully_crossed_and_balanced():
     cells = pd.crosstab(pen["plate"], pen["sample"])
     assert cells.shape == (24, 6) and (cells == 1).all().all()
     assert sorted(pen["sample"].unique()) == list("ABCDEF")
+
+
+def test_shipped_lme4_tables_equal_the_r_output():
+    """load_reference("lme4_hsb") and ("lme4_egsingle") are the R output of tests/reference/,
+    value by value (scripts/export_lme4_references.py copies them)."""
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "scripts" / "export_lme4_references.py"
+    spec = importlib.util.spec_from_file_location("export_lme4_references", path)
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    for name, expected in export.tables().items():
+        shipped = mlm.load_reference(name.removesuffix(".csv"))
+        pd.testing.assert_frame_equal(shipped, expected, check_exact=False, rtol=1e-14)
+    hsb = mlm.load_reference("lme4_hsb").set_index(["model", "method", "quantity"])["lme4"]
+    assert hsb["hsb_full", "REML", "loglik"] == pytest.approx(-23251.832058, abs=1e-6)
