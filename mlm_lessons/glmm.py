@@ -55,7 +55,9 @@ from mlm_lessons.models import (
     MixedFit,
     _aic_bic,
     _as_re,
+    _components_frame,
     _cov_factor,
+    _covariance_rows,
     _fixed_table,
     boundary_description,
 )
@@ -200,24 +202,7 @@ class GLMMFit(ResultDisplay):
             correlation``, as :meth:`mlm_lessons.MixedFit.variance_components` without the
             residual row (a GLMM has no residual variance on the link scale).
         """
-        rows = []
-        several = len(self._design.terms) > 1
-        for t, T in zip(self._design.terms, self._engine.T):
-            names = list(t.columns)
-            prefix = f"{t.group}: " if several else ""
-            for i, name in enumerate(names):
-                rows.append((prefix + f"tau{i}{i}", t.group, f"Var({name})", T[i, i],
-                             np.sqrt(max(T[i, i], 0.0)), np.nan))
-            for b in t.blocks:
-                for ii, i in enumerate(b):
-                    for j in b[ii + 1 :]:
-                        denom = np.sqrt(T[i, i] * T[j, j])
-                        corr = T[i, j] / denom if denom > 0 else np.nan
-                        rows.append((prefix + f"tau{i}{j}", t.group,
-                                     f"Cov({names[i]}, {names[j]})", T[i, j], np.nan, corr))
-        out = pd.DataFrame(rows, columns=["component", "level", "description", "estimate",
-                                          "std_dev", "correlation"])
-        return out.set_index("component")
+        return _components_frame(_covariance_rows(self._design.terms, self._engine.T))
 
     def _random_variance(self) -> np.ndarray:
         """Per row, the variance of ``sum_t z_t' b_t`` (Johnson 2014 for random slopes)."""

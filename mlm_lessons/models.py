@@ -311,26 +311,10 @@ class MixedFit(ResultDisplay):
             NaN on covariance rows) and ``correlation`` (of a covariance; NaN on variance
             rows).
         """
-        rows = []
-        several = len(self._design.terms) > 1
-        for t, T in zip(self._design.terms, self._engine.T):
-            names = list(t.columns)
-            prefix = f"{t.group}: " if several else ""
-            for i, name in enumerate(names):
-                rows.append((prefix + f"tau{i}{i}", t.group, f"Var({name})", T[i, i],
-                             np.sqrt(max(T[i, i], 0.0)), np.nan))
-            for b in t.blocks:
-                for ii, i in enumerate(b):
-                    for j in b[ii + 1 :]:
-                        denom = np.sqrt(T[i, i] * T[j, j])
-                        corr = T[i, j] / denom if denom > 0 else np.nan
-                        rows.append((prefix + f"tau{i}{j}", t.group,
-                                     f"Cov({names[i]}, {names[j]})", T[i, j], np.nan, corr))
+        rows = _covariance_rows(self._design.terms, self._engine.T)
         rows.append(("sigma2", "residual", "Var(residual)", self.sigma2,
                      np.sqrt(self.sigma2), np.nan))
-        out = pd.DataFrame(rows, columns=["component", "level", "description", "estimate",
-                                          "std_dev", "correlation"])
-        return out.set_index("component")
+        return _components_frame(rows)
 
     def _intercept_variances(self, what: str) -> dict[str, float]:
         out = {}
@@ -736,6 +720,35 @@ class MixedFit(ResultDisplay):
         groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
         return (f"MixedFit({self.formula!r}, method={self.method!r}, n_obs={self.n_obs}, "
                 f"groups=({groups}), loglik={self.loglik:.4f})")
+
+
+_VARIANCE_COLUMNS = ["component", "level", "description", "estimate", "std_dev", "correlation"]
+
+
+def _covariance_rows(terms, Ts) -> list[tuple]:
+    """The rows of ``variance_components()`` for the random effects of ``terms`` whose
+    covariance matrices are ``Ts``: variances with their SDs, then the covariances of each
+    block with their correlations; linear and generalized fits share them."""
+    rows = []
+    several = len(terms) > 1
+    for t, T in zip(terms, Ts):
+        names = list(t.columns)
+        prefix = f"{t.group}: " if several else ""
+        for i, name in enumerate(names):
+            rows.append((prefix + f"tau{i}{i}", t.group, f"Var({name})", T[i, i],
+                         np.sqrt(max(T[i, i], 0.0)), np.nan))
+        for b in t.blocks:
+            for ii, i in enumerate(b):
+                for j in b[ii + 1 :]:
+                    denom = np.sqrt(T[i, i] * T[j, j])
+                    corr = T[i, j] / denom if denom > 0 else np.nan
+                    rows.append((prefix + f"tau{i}{j}", t.group,
+                                 f"Cov({names[i]}, {names[j]})", T[i, j], np.nan, corr))
+    return rows
+
+
+def _components_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=_VARIANCE_COLUMNS).set_index("component")
 
 
 def embed_theta(reduced: MixedFit, full: MixedFit) -> np.ndarray:
